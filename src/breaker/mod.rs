@@ -1,0 +1,1 @@
+//! Per-target circuit breaker (being built).
