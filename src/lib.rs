@@ -4,9 +4,21 @@
 //! same entry points in-process.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
+pub mod body;
 pub mod breaker;
+pub mod budget;
+pub mod classify;
+pub mod drill;
+pub mod error;
 pub mod inject;
+pub mod metrics;
 pub mod mock;
 pub mod policy;
+pub mod proxy;
+pub mod server;
+pub mod shared;
 pub mod sse;
+pub mod target;
 pub mod translate;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::{inject, mock, policy};
+use switchyard::{app, drill, inject, mock, policy};
 
 /// A failover sidecar for LLM calls.
 #[derive(Parser, Debug)]
@@ -24,6 +24,16 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the sidecar.
+    Run(app::RunArgs),
+    /// Check policy files (YAML, a ConfigMap manifest or a RoutingPolicy manifest).
+    Validate {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Force a target's breaker open (or closed) on a running sidecar, to rehearse failover.
+    Drill(drill::DrillArgs),
     /// Serve the fault-injecting mock provider.
     Mock(mock::Args),
     /// Serve the mutating admission webhook that injects the sidecar.
@@ -41,6 +51,15 @@ fn main() -> ExitCode {
         .expect("a tokio runtime can always be built on this platform");
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Run(args) => return app::run(args).await,
+            Command::Validate { files } => {
+                return Ok(if policy::load::run_validate(&files) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            Command::Drill(args) => drill::run(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::InjectWebhook(args) => inject::run(args).await,
             Command::Crd => {
@@ -48,9 +67,10 @@ fn main() -> ExitCode {
                 Ok(())
             }
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("switchyard: {err:#}");
             ExitCode::FAILURE

@@ -1,7 +1,12 @@
 //! The routing policy: wire types (`spec`), validation with field paths (`validate`),
-//! and the compiled form the proxy reads on every request.
+//! and the compiled form the proxy reads on every request (`compile`).
 
+mod compile;
+pub mod load;
 pub mod spec;
+pub mod validate;
+
+pub use compile::{Auth, CompileContext, Policy, Provider, Route, Target, Timeouts};
 
 use kube::CustomResourceExt;
 

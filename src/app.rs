@@ -1,0 +1,209 @@
+//! Wires the sidecar together: loads the policy (bad config fails before any port is
+//! bound), binds the proxy and admin listeners, and drains on shutdown. [`start`] returns
+//! the bound addresses and a handle, so tests and the demo run the real thing in-process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::policy::load;
+use crate::shared::Shared;
+use crate::{admin, proxy, server};
+
+/// Flags of `switchyard run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Proxy listener: the app's LLM calls.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    pub listen: SocketAddr,
+    /// Admin listener: probes, metrics, state, drills.
+    #[arg(long, default_value = "0.0.0.0:4001")]
+    pub admin: SocketAddr,
+    /// Policy from a file (a mounted ConfigMap, or local use).
+    #[arg(long, group = "source")]
+    pub policy_file: Option<PathBuf>,
+    /// Policy from a ConfigMap via the Kubernetes API: `[NS/]NAME`, key `policy.yaml`.
+    #[arg(long, group = "source")]
+    pub policy_configmap: Option<String>,
+    /// Policy from a RoutingPolicy resource: `[NS/]NAME`.
+    #[arg(long, group = "source")]
+    pub policy_resource: Option<String>,
+    /// How long in-flight requests (streams included) may finish after SIGTERM.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Largest request body accepted and replayed on failover.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_body_bytes: usize,
+}
+
+impl RunArgs {
+    /// Defaults with both listeners on free loopback ports (tests and the demo).
+    pub fn loopback(policy_file: Option<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        RunArgs {
+            listen: any,
+            admin: any,
+            policy_file,
+            policy_configmap: None,
+            policy_resource: None,
+            drain_timeout: Duration::from_secs(30),
+            max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The policy or flags are wrong: exit 64, nothing bound.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running sidecar.
+pub struct Running {
+    /// Where the proxy listens.
+    pub proxy_addr: SocketAddr,
+    /// Where the admin port listens.
+    pub admin_addr: SocketAddr,
+    /// Shared state (policy, metrics).
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<bool>>,
+}
+
+impl Running {
+    /// Starts the drain: readiness turns false, listeners stop accepting, in-flight
+    /// requests get up to the drain timeout.
+    pub fn shutdown(&self) {
+        self.shared.start_draining();
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for both listeners to finish draining; true when nothing was cut short.
+    pub async fn wait(self) -> bool {
+        let mut clean = true;
+        for task in self.tasks {
+            clean &= task.await.unwrap_or(false);
+        }
+        clean
+    }
+}
+
+/// Loads the policy, binds both listeners and starts serving.
+pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
+    let spec = initial_policy(args)?;
+    let shared = Arc::new(Shared::new(args.max_body_bytes));
+    let proxy_listener = bind(args.listen).await?;
+    let admin_listener = bind(args.admin).await?;
+    let proxy_addr = proxy_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: args.admin,
+            source,
+        })?;
+    let generation = shared.install(spec);
+    tracing::info!(%proxy_addr, %admin_addr, generation, "switchyard is serving");
+
+    let (stop, stopped) = watch::channel(false);
+    let wait_for_stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let proxy_shared = Arc::clone(&shared);
+    let proxy_task = tokio::spawn(server::serve(
+        proxy_listener,
+        move |req, _peer| proxy::handle(Arc::clone(&proxy_shared), req),
+        wait_for_stop(stopped.clone()),
+        args.drain_timeout,
+    ));
+    let admin_shared = Arc::clone(&shared);
+    let admin_task = tokio::spawn(server::serve(
+        admin_listener,
+        move |req, peer| admin::handle(Arc::clone(&admin_shared), req, peer),
+        wait_for_stop(stopped),
+        Duration::from_secs(1),
+    ));
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        shared,
+        stop,
+        tasks: vec![proxy_task, admin_task],
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn initial_policy(args: &RunArgs) -> Result<crate::policy::spec::PolicySpec, StartError> {
+    if args.policy_configmap.is_some() || args.policy_resource.is_some() {
+        return Err(StartError::Config(vec![
+            "--policy-configmap and --policy-resource are not available in this build; use --policy-file".into(),
+        ]));
+    }
+    match &args.policy_file {
+        Some(path) => load::load_file(path).map_err(|e| StartError::Config(vec![e.to_string()])),
+        None => Ok(load::embedded_default()),
+    }
+}
+
+/// `switchyard run`: serves until SIGTERM or Ctrl-C, then drains.
+pub async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
+    let running = match start(&args).await {
+        Ok(running) => running,
+        Err(err @ StartError::Config(_)) => {
+            eprintln!("switchyard: {err}");
+            return Ok(std::process::ExitCode::from(64));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    shutdown_signal().await;
+    tracing::info!(drain_timeout = ?args.drain_timeout, "shutting down: draining in-flight requests");
+    running.shutdown();
+    if running.wait().await {
+        tracing::info!("drained; exiting");
+    } else {
+        tracing::warn!("drain timeout reached; exiting with requests still open");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler succeeds on unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

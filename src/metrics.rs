@@ -1,0 +1,387 @@
+//! The Prometheus metric families of DESIGN §7.
+//!
+//! Families live in one registry; per-target and per-route handles are taken once when a
+//! policy is compiled, so the request path only touches atomics, never a family's map.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Buckets fit LLM calls: from a few milliseconds to ten minutes.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 600.0,
+];
+
+/// Labels of per-route series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route's model name.
+    pub route: String,
+}
+
+/// Labels of `switchyard_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route's model name.
+    pub route: String,
+    /// `success`, `client_error` or the sidecar's error reason.
+    pub outcome: String,
+}
+
+/// Labels of per-target series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// Provider name.
+    pub provider: String,
+    /// Target model (`*` when the requested model is sent unchanged).
+    pub model: String,
+}
+
+/// Labels of `switchyard_attempts_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// Provider name.
+    pub provider: String,
+    /// Target model.
+    pub model: String,
+    /// The classified outcome.
+    pub outcome: String,
+}
+
+/// Labels of `switchyard_failovers_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailoverLabels {
+    /// The route's model name.
+    pub route: String,
+    /// `provider/model` that failed.
+    pub from: String,
+    /// `provider/model` tried next.
+    pub to: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Labels of `switchyard_tokens_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Provider name.
+    pub provider: String,
+    /// Target model.
+    pub model: String,
+    /// `input` or `output`.
+    pub kind: String,
+}
+
+/// Labels of `switchyard_policy_reloads_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `invalid`.
+    pub result: String,
+}
+
+type CostCounter = Counter<f64, AtomicU64>;
+
+/// Every metric family the sidecar exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    attempts: Family<AttemptLabels, Counter>,
+    /// Failovers, labelled by route, from, to and reason.
+    pub failovers: Family<FailoverLabels, Counter>,
+    breaker_state: Family<TargetLabels, Gauge>,
+    duration: Family<RouteLabels, Histogram>,
+    ttfb: Family<TargetLabels, Histogram>,
+    tokens: Family<TokenLabels, Counter>,
+    cost: Family<TargetLabels, CostCounter>,
+    /// Policy loads by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// The generation of the running policy.
+    pub generation: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry holding every family.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        let attempts = Family::default();
+        let failovers = Family::default();
+        let breaker_state = Family::default();
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let ttfb = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let tokens = Family::default();
+        let cost = Family::default();
+        let reloads = Family::default();
+        let generation = Gauge::default();
+        let r = &mut registry;
+        r.register(
+            "switchyard_requests",
+            "Inbound calls by route and outcome",
+            requests.clone(),
+        );
+        r.register(
+            "switchyard_attempts",
+            "Upstream attempts by target and outcome",
+            attempts.clone(),
+        );
+        r.register(
+            "switchyard_failovers",
+            "Moves from one target to the next",
+            failovers.clone(),
+        );
+        r.register(
+            "switchyard_breaker_state",
+            "0 closed, 1 open, 2 half-open",
+            breaker_state.clone(),
+        );
+        r.register(
+            "switchyard_request_duration_seconds",
+            "Inbound call duration",
+            duration.clone(),
+        );
+        r.register(
+            "switchyard_time_to_first_byte_seconds",
+            "Time to response headers, or to first content for streams",
+            ttfb.clone(),
+        );
+        r.register(
+            "switchyard_tokens",
+            "Tokens reported by providers",
+            tokens.clone(),
+        );
+        r.register(
+            "switchyard_cost_usd",
+            "Cost from usage and target prices",
+            cost.clone(),
+        );
+        r.register(
+            "switchyard_policy_reloads",
+            "Policy loads by result",
+            reloads.clone(),
+        );
+        r.register(
+            "switchyard_policy_generation",
+            "Generation of the running policy",
+            generation.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            attempts,
+            failovers,
+            breaker_state,
+            duration,
+            ttfb,
+            tokens,
+            cost,
+            reloads,
+            generation,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Handles for one route.
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_owned(),
+            requests: self.requests.clone(),
+            by_outcome: Default::default(),
+            duration: self
+                .duration
+                .get_or_create(&RouteLabels {
+                    route: route.to_owned(),
+                })
+                .clone(),
+        }
+    }
+
+    /// Handles for one target.
+    pub fn target(&self, provider: &str, model: &str) -> TargetMetrics {
+        let labels = TargetLabels {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+        };
+        let token = |kind: &str| {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                    kind: kind.to_owned(),
+                })
+                .clone()
+        };
+        TargetMetrics {
+            labels: labels.clone(),
+            attempts: self.attempts.clone(),
+            by_outcome: Default::default(),
+            breaker_state: self.breaker_state.get_or_create(&labels).clone(),
+            ttfb: self.ttfb.get_or_create(&labels).clone(),
+            input_tokens: token("input"),
+            output_tokens: token("output"),
+            cost: self.cost.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Forgets the series of a target that left the policy.
+    pub fn remove_target(&self, provider: &str, model: &str) {
+        let labels = TargetLabels {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+        };
+        self.breaker_state.remove(&labels);
+    }
+}
+
+/// Outcome labels are a small closed set; each gets a lazily created counter handle.
+const OUTCOME_SLOTS: usize = 32;
+
+/// Counter handles per outcome label, created on first use and then lock-free.
+#[derive(Default)]
+struct OutcomeCounters([OnceLock<Counter>; OUTCOME_SLOTS]);
+
+impl OutcomeCounters {
+    fn get(&self, slot: usize, make: impl FnOnce() -> Counter) -> &Counter {
+        self.0[slot % OUTCOME_SLOTS].get_or_init(make)
+    }
+}
+
+/// Per-route metric handles.
+pub struct RouteMetrics {
+    route: String,
+    requests: Family<RequestLabels, Counter>,
+    by_outcome: OutcomeCounters,
+    /// Inbound call duration.
+    pub duration: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counts one inbound call with its outcome label.
+    pub fn request(&self, outcome: &'static str) {
+        self.by_outcome
+            .get(outcome_slot(outcome), || {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        route: self.route.clone(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+}
+
+/// Per-target metric handles.
+pub struct TargetMetrics {
+    /// The target's labels.
+    pub labels: TargetLabels,
+    attempts: Family<AttemptLabels, Counter>,
+    by_outcome: OutcomeCounters,
+    /// Breaker state gauge.
+    pub breaker_state: Gauge,
+    /// Time to first byte (first content for streams).
+    pub ttfb: Histogram,
+    /// Prompt tokens.
+    pub input_tokens: Counter,
+    /// Completion tokens.
+    pub output_tokens: Counter,
+    /// USD spent.
+    pub cost: CostCounter,
+}
+
+impl TargetMetrics {
+    /// Counts one attempt with its outcome label.
+    pub fn attempt(&self, outcome: &'static str) {
+        self.by_outcome
+            .get(outcome_slot(outcome), || {
+                self.attempts
+                    .get_or_create(&AttemptLabels {
+                        provider: self.labels.provider.clone(),
+                        model: self.labels.model.clone(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+}
+
+/// A stable slot for each outcome label; the label set is closed (see `classify` and
+/// `error`), and a collision would only merge two labels' handles, which a test rules out.
+fn outcome_slot(outcome: &str) -> usize {
+    const KNOWN: [&str; 28] = [
+        "success",
+        "client_error",
+        "rate_limited",
+        "quota_exhausted",
+        "connect_error",
+        "tls_error",
+        "connect_timeout",
+        "first_byte_timeout",
+        "idle_timeout",
+        "http_408",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+        "http_529",
+        "http_5xx",
+        "stream_cut",
+        "stream_error",
+        "invalid_response",
+        "all_failed",
+        "unavailable",
+        "deadline",
+        "cancelled",
+        "bad_request",
+        "unknown_model",
+        "body_too_large",
+        "not_found",
+        "not_ready",
+    ];
+    KNOWN
+        .iter()
+        .position(|k| *k == outcome)
+        .unwrap_or(OUTCOME_SLOTS - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_feed_the_families() {
+        let m = Metrics::new();
+        let t = m.target("openai", "gpt-4o");
+        t.attempt("success");
+        t.attempt("http_503");
+        t.attempt("http_503");
+        let r = m.route("gpt-4o");
+        r.request("success");
+        let text = m.encode();
+        assert!(text.contains(r#"switchyard_attempts_total{provider="openai",model="gpt-4o",outcome="http_503"} 2"#), "{text}");
+        assert!(text.contains(r#"switchyard_requests_total{route="gpt-4o",outcome="success"} 1"#));
+    }
+}

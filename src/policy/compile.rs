@@ -1,0 +1,396 @@
+//! The compiled policy: what the proxy reads on every request. Built from a validated
+//! [`PolicySpec`] once per load; each request takes one `Arc<Policy>` snapshot and uses it
+//! to the end, so a reload never changes a request mid-flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use tokio::time::Instant;
+
+use crate::breaker::BreakerConfig;
+use crate::budget::RetryBudget;
+use crate::classify::CooldownLimits;
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::policy::spec::{
+    ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
+};
+use crate::proxy::upstream::{Client, Upstreams};
+use crate::target::{Registry, TargetKey, TargetState};
+
+const DEFAULT_CONNECT: Duration = Duration::from_secs(2);
+const DEFAULT_FIRST_BYTE: Duration = Duration::from_secs(30);
+const DEFAULT_IDLE: Duration = Duration::from_secs(60);
+const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A validated policy ready to serve.
+pub struct Policy {
+    /// The document it was compiled from (shown by `GET /policy`; holds key sources only).
+    pub spec: PolicySpec,
+    /// Increases by one on every successful load.
+    pub generation: u64,
+    /// Routes in policy order.
+    pub routes: Vec<Route>,
+    /// 429 cooldown bounds.
+    pub cooldowns: CooldownLimits,
+    /// Bound on failover load.
+    pub retry_budget: RetryBudget,
+    /// Whether spans may carry prompt and completion text.
+    pub capture_content: bool,
+}
+
+/// One upstream API endpoint.
+pub struct Provider {
+    /// Unique name.
+    pub name: String,
+    /// Wire dialect.
+    pub api: ApiKind,
+    /// Base URL as written.
+    pub base_url: String,
+    /// `host[:port]` of the base URL, for `server.address`.
+    pub server_address: String,
+    /// Credentials.
+    pub auth: Auth,
+    /// Extra headers.
+    pub headers: HeaderMap,
+    /// Per-attempt timeouts.
+    pub timeouts: Timeouts,
+    /// In-flight cap per target (0 = none).
+    pub max_concurrency: u32,
+    /// Azure `api-version`.
+    pub api_version: Option<String>,
+    /// The pooled client for this provider's connect timeout.
+    pub client: Client,
+}
+
+/// Per-attempt time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Connect.
+    pub connect: Duration,
+    /// Response headers; for streams, first content.
+    pub first_byte: Duration,
+    /// Longest gap between chunks.
+    pub idle: Duration,
+}
+
+/// How requests to a provider are authenticated.
+pub enum Auth {
+    /// The sidecar's key (marked sensitive so it never prints).
+    Key(HeaderValue),
+    /// Forward the app's own key, only when the call came in in this provider's dialect.
+    Passthrough,
+    /// The key source was empty; requests go without a key and the provider's 401 is
+    /// passed back (and logged once).
+    Missing,
+}
+
+impl Auth {
+    /// Sets the provider's auth header.
+    pub fn apply(
+        &self,
+        api: ApiKind,
+        inbound_dialect: ApiKind,
+        inbound: &HeaderMap,
+        out: &mut HeaderMap,
+    ) {
+        let header_name = match api {
+            ApiKind::Openai => AUTHORIZATION,
+            ApiKind::Anthropic => HeaderName::from_static("x-api-key"),
+            ApiKind::AzureOpenai => HeaderName::from_static("api-key"),
+        };
+        match self {
+            Auth::Key(value) => {
+                out.insert(header_name, value.clone());
+            }
+            Auth::Passthrough if api.dialect() == inbound_dialect => {
+                if let Some(value) = inbound.get(&header_name) {
+                    out.insert(header_name, value.clone());
+                }
+            }
+            Auth::Passthrough | Auth::Missing => {}
+        }
+    }
+}
+
+/// The routing of one requested model.
+pub struct Route {
+    /// The model name apps send (`*` for the catch-all).
+    pub model: String,
+    /// Only for calls in this dialect, when set.
+    pub inbound: Option<ApiKind>,
+    /// Target ordering.
+    pub strategy: Strategy,
+    /// Targets in priority order.
+    pub targets: Vec<Target>,
+    /// Targets tried per request.
+    pub max_attempts: usize,
+    /// Total deadline.
+    pub timeout: Duration,
+    /// `max_tokens` default for targets that require one.
+    pub max_tokens: Option<u32>,
+    /// Metric handles.
+    pub metrics: RouteMetrics,
+}
+
+/// One provider + model of a route.
+pub struct Target {
+    /// The provider.
+    pub provider: Arc<Provider>,
+    /// Model to send; the requested one when `None`.
+    pub model: Option<String>,
+    /// Share for `weighted`.
+    pub weight: u32,
+    /// Prices for `cost`, `balanced` and cost metrics.
+    pub price: Option<PriceSpec>,
+    /// Live state shared across reloads.
+    pub state: Arc<TargetState>,
+}
+
+impl Target {
+    /// The model this target sends for a request of `requested`.
+    pub fn model_for<'a>(&'a self, requested: &'a str) -> &'a str {
+        self.model.as_deref().unwrap_or(requested)
+    }
+
+    /// `provider/model`, for failover labels and logs.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.provider.name, self.state.key.model)
+    }
+}
+
+/// Everything compilation needs from the running process.
+pub struct CompileContext<'a> {
+    /// Target states that survive reloads.
+    pub registry: &'a Registry,
+    /// Shared connection pools.
+    pub upstreams: &'a Upstreams,
+    /// Metric families.
+    pub metrics: &'a Metrics,
+}
+
+impl Policy {
+    /// Compiles a spec that `validate` accepted. Durations and references are assumed
+    /// valid; anything unparsable falls back to its default rather than failing.
+    pub fn compile(spec: PolicySpec, generation: u64, ctx: &CompileContext<'_>) -> Policy {
+        let now = Instant::now();
+        let providers: Vec<Arc<Provider>> = spec
+            .providers
+            .iter()
+            .map(|p| Arc::new(compile_provider(p, ctx.upstreams)))
+            .collect();
+        let routes = spec
+            .routes
+            .iter()
+            .map(|route| {
+                let targets: Vec<Target> = route
+                    .targets
+                    .iter()
+                    .filter_map(|t| {
+                        let provider = providers.iter().find(|p| p.name == t.provider)?.clone();
+                        let key = TargetKey {
+                            provider: provider.name.clone(),
+                            base_url: provider.base_url.clone(),
+                            model: t.model.clone().unwrap_or_else(|| "*".to_owned()),
+                        };
+                        let config =
+                            breaker_config(&spec.circuit_breaker, t.circuit_breaker.as_ref());
+                        let state = ctx.registry.get_or_create(key, config, ctx.metrics, now);
+                        Some(Target {
+                            provider,
+                            model: t.model.clone(),
+                            weight: t.weight.unwrap_or(1),
+                            price: t.price.clone(),
+                            state,
+                        })
+                    })
+                    .collect();
+                Route {
+                    model: route.model.clone(),
+                    inbound: route.inbound.map(ApiKind::dialect),
+                    strategy: route.strategy,
+                    max_attempts: route
+                        .max_attempts
+                        .map_or(targets.len(), |n| n as usize)
+                        .max(1),
+                    targets,
+                    timeout: duration_or(route.timeout.as_ref(), DEFAULT_ROUTE_TIMEOUT),
+                    max_tokens: route.max_tokens,
+                    metrics: ctx.metrics.route(&route.model),
+                }
+            })
+            .collect();
+        let cooldowns = CooldownLimits {
+            default: duration_or(
+                spec.rate_limit.default_cooldown.as_ref(),
+                CooldownLimits::default().default,
+            ),
+            max: duration_or(
+                spec.rate_limit.max_cooldown.as_ref(),
+                CooldownLimits::default().max,
+            ),
+        };
+        let retry_budget = RetryBudget::new(
+            spec.retry_budget.ratio.unwrap_or(0.2),
+            spec.retry_budget.min_per_second.unwrap_or(10.0),
+            now,
+        );
+        Policy {
+            capture_content: spec.telemetry.capture_content,
+            spec,
+            generation,
+            routes,
+            cooldowns,
+            retry_budget,
+        }
+    }
+
+    /// The route for a requested model: an exact match for this dialect, else `*`.
+    pub fn route_index(&self, dialect: ApiKind, model: &str) -> Option<usize> {
+        let serves = |r: &Route| r.inbound.is_none_or(|k| k == dialect);
+        let find = |name: &str| {
+            self.routes
+                .iter()
+                .position(|r| serves(r) && r.model == name)
+        };
+        find(model).or_else(|| find("*"))
+    }
+
+    /// Every distinct target state in the policy, for `/breakers` and drills.
+    pub fn target_states(&self) -> Vec<Arc<TargetState>> {
+        let mut out: Vec<Arc<TargetState>> = Vec::new();
+        for target in self.routes.iter().flat_map(|r| &r.targets) {
+            if !out.iter().any(|s| Arc::ptr_eq(s, &target.state)) {
+                out.push(Arc::clone(&target.state));
+            }
+        }
+        out
+    }
+
+    /// The route names `GET /v1/models` lists.
+    pub fn model_names(&self) -> impl Iterator<Item = &str> {
+        self.routes
+            .iter()
+            .map(|r| r.model.as_str())
+            .filter(|m| *m != "*")
+    }
+}
+
+fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstreams) -> Provider {
+    let timeouts = Timeouts {
+        connect: duration_or(spec.timeouts.connect.as_ref(), DEFAULT_CONNECT),
+        first_byte: duration_or(spec.timeouts.first_byte.as_ref(), DEFAULT_FIRST_BYTE),
+        idle: duration_or(spec.timeouts.idle.as_ref(), DEFAULT_IDLE),
+    };
+    let auth = match (&spec.auth.api_key, spec.auth.passthrough) {
+        (_, Some(true)) => Auth::Passthrough,
+        (Some(source), _) => resolve_key(&spec.name, spec.api, source),
+        (None, _) => Auth::Missing,
+    };
+    let headers = spec
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                HeaderName::from_bytes(k.as_bytes()).ok()?,
+                HeaderValue::from_str(v).ok()?,
+            ))
+        })
+        .collect();
+    let server_address = spec
+        .base_url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    Provider {
+        name: spec.name.clone(),
+        api: spec.api,
+        base_url: spec.base_url.clone(),
+        server_address,
+        auth,
+        headers,
+        timeouts,
+        max_concurrency: spec.max_concurrency,
+        api_version: spec.api_version.clone(),
+        client: upstreams.client(timeouts.connect),
+    }
+}
+
+/// Reads a key from its source. Never logs the key; an empty source is a warning, not a
+/// failure, so a sidecar with one provider's key still serves that provider.
+fn resolve_key(provider: &str, api: ApiKind, source: &KeySource) -> Auth {
+    let (key, origin) = match (&source.from_env, &source.from_file) {
+        (Some(var), _) => (
+            std::env::var(var).ok(),
+            format!("environment variable {var}"),
+        ),
+        (None, Some(path)) => (std::fs::read_to_string(path).ok(), format!("file {path}")),
+        (None, None) => (None, "an empty key source".to_owned()),
+    };
+    let key = key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+    let Some(key) = key else {
+        tracing::warn!(provider, source = %origin, "no API key found; requests to this provider go without one");
+        return Auth::Missing;
+    };
+    let text = match api {
+        ApiKind::Openai => format!("Bearer {key}"),
+        ApiKind::Anthropic | ApiKind::AzureOpenai => key,
+    };
+    match HeaderValue::from_str(&text) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            Auth::Key(value)
+        }
+        Err(_) => {
+            tracing::warn!(provider, source = %origin, "API key is not a valid header value; ignoring it");
+            Auth::Missing
+        }
+    }
+}
+
+fn duration_or(value: Option<&DurationStr>, default: Duration) -> Duration {
+    value.and_then(|d| d.parse().ok()).unwrap_or(default)
+}
+
+/// The breaker config of a target: its overrides on top of the policy defaults on top of
+/// DESIGN's defaults.
+fn breaker_config(defaults: &BreakerSpec, overrides: Option<&BreakerSpec>) -> BreakerConfig {
+    let base = BreakerConfig::default();
+    let pick_d = |f: fn(&BreakerSpec) -> Option<&DurationStr>, fallback: Duration| {
+        overrides
+            .and_then(f)
+            .or_else(|| f(defaults))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(fallback)
+    };
+    let pick_u = |f: fn(&BreakerSpec) -> Option<u32>, fallback: u32| {
+        overrides
+            .and_then(f)
+            .or_else(|| f(defaults))
+            .unwrap_or(fallback)
+    };
+    let pick_f = |f: fn(&BreakerSpec) -> Option<f64>, fallback: f64| {
+        overrides
+            .and_then(f)
+            .or_else(|| f(defaults))
+            .unwrap_or(fallback)
+    };
+    BreakerConfig {
+        window: pick_d(|b| b.window.as_ref(), base.window),
+        minimum_calls: pick_u(|b| b.minimum_calls, base.minimum_calls),
+        failure_rate: pick_f(|b| b.failure_rate, base.failure_rate),
+        consecutive_failures: pick_u(|b| b.consecutive_failures, base.consecutive_failures),
+        slow_first_byte: pick_d(
+            |b| b.slow_call.as_ref().and_then(|s| s.first_byte.as_ref()),
+            base.slow_first_byte,
+        ),
+        slow_rate: pick_f(
+            |b| b.slow_call.as_ref().and_then(|s| s.rate),
+            base.slow_rate,
+        ),
+        open_for: pick_d(|b| b.open_for.as_ref(), base.open_for),
+        max_open_for: pick_d(|b| b.max_open_for.as_ref(), base.max_open_for),
+        half_open_calls: pick_u(|b| b.half_open_calls, base.half_open_calls),
+    }
+}

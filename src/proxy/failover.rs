@@ -1,0 +1,282 @@
+//! The failover loop (DESIGN §4): attempts run one at a time along the plan until one
+//! answers, the plan or `maxAttempts` runs out, the retry budget is spent, or the
+//! deadline passes. When every target is excluded, one last-chance attempt goes to the
+//! target available soonest; never a hard fail while any target may be up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue};
+use http::Response;
+use tokio::time::Instant;
+
+use crate::body::Body;
+use crate::classify::Outcome;
+use crate::error::ProxyError;
+use crate::metrics::FailoverLabels;
+use crate::policy::spec::{ApiKind, Strategy};
+use crate::policy::{Policy, Target};
+use crate::proxy::attempt::{self, Attempt, AttemptRequest};
+use crate::proxy::inbound::InboundBody;
+use crate::proxy::plan;
+use crate::proxy::upstream::Operation;
+use crate::shared::Shared;
+use crate::target::Admission;
+
+/// Serves one inbound call on the policy snapshot it started with.
+pub async fn serve(
+    ctx: &Shared,
+    policy: Arc<Policy>,
+    operation: Operation,
+    headers: &HeaderMap,
+    body: InboundBody,
+) -> Result<Response<Body>, ProxyError> {
+    let started = Instant::now();
+    let dialect = operation.dialect();
+    let route_index = policy
+        .route_index(dialect, &body.model)
+        .ok_or_else(|| ProxyError::UnknownModel(body.model.clone()))?;
+    let route = &policy.routes[route_index];
+    let strategy = header_str(headers, "x-switchyard-strategy")
+        .and_then(Strategy::parse)
+        .unwrap_or(route.strategy);
+    let timeout = header_str(headers, "x-switchyard-timeout")
+        .and_then(|t| humantime::parse_duration(t).ok())
+        .map_or(route.timeout, |t| t.min(route.timeout));
+    let deadline = started + timeout;
+    policy.retry_budget.deposit();
+
+    let mut run = Run {
+        ctx,
+        policy: &policy,
+        route: route_index,
+        operation,
+        headers,
+        body: &body,
+        started,
+        deadline,
+        attempts: 0,
+        last: None,
+    };
+    let order = plan::order(route, strategy, started);
+    let mut candidates = Vec::with_capacity(order.len());
+    for index in order {
+        let target = &route.targets[index];
+        if !serves(target, operation) {
+            tracing::debug!(route = %route.model, target = %target.label(), "skipping target: unsupported");
+            continue;
+        }
+        candidates.push(index);
+        if run.attempts >= route.max_attempts {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(finish_error(
+                &policy,
+                route_index,
+                ProxyError::DeadlineExceeded(timeout),
+            ));
+        }
+        let admission = match target
+            .state
+            .admit(target.provider.max_concurrency, Instant::now())
+        {
+            Ok(admission) => admission,
+            Err((skip, _)) => {
+                tracing::debug!(route = %route.model, target = %target.label(), reason = skip.as_str(), "skipping target");
+                continue;
+            }
+        };
+        if run.attempts > 0 && !policy.retry_budget.try_withdraw(Instant::now()) {
+            tracing::warn!(route = %route.model, "retry budget spent: no further failover for this request");
+            break;
+        }
+        if let Some(response) = run.attempt(index, admission).await {
+            return Ok(response);
+        }
+        if run.deadline_hit() {
+            return Err(finish_error(
+                &policy,
+                route_index,
+                ProxyError::DeadlineExceeded(timeout),
+            ));
+        }
+    }
+    if run.attempts == 0 {
+        return run.last_chance(&candidates).await;
+    }
+    Err(finish_error(&policy, route_index, run.all_failed()))
+}
+
+/// Whether a target can serve this operation without translation.
+fn serves(target: &Target, operation: Operation) -> bool {
+    target.provider.api.dialect() == operation.dialect()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Counts a request the sidecar failed and hands back the error.
+fn finish_error(policy: &Policy, route: usize, error: ProxyError) -> ProxyError {
+    let route = &policy.routes[route];
+    route.metrics.request(error.reason());
+    tracing::warn!(route = %route.model, reason = error.reason(), error = %error, "request failed");
+    error
+}
+
+/// State of one request's walk along its plan.
+struct Run<'a> {
+    ctx: &'a Shared,
+    policy: &'a Arc<Policy>,
+    route: usize,
+    operation: Operation,
+    headers: &'a HeaderMap,
+    body: &'a InboundBody,
+    started: Instant,
+    deadline: Instant,
+    attempts: usize,
+    /// The last failed attempt: target index, outcome, whether the deadline cut it.
+    last: Option<(usize, Outcome, bool)>,
+}
+
+impl Run<'_> {
+    /// Runs one attempt; `Some` when the app has its answer.
+    async fn attempt(&mut self, index: usize, admission: Admission) -> Option<Response<Body>> {
+        let route = &self.policy.routes[self.route];
+        let target = &route.targets[index];
+        if let Some((from, outcome, _)) = &self.last {
+            let from = &route.targets[*from];
+            tracing::info!(
+                route = %route.model,
+                from = %from.label(),
+                to = %target.label(),
+                reason = outcome.label(),
+                "failing over"
+            );
+            self.ctx
+                .metrics
+                .failovers
+                .get_or_create(&FailoverLabels {
+                    route: route.model.clone(),
+                    from: from.label(),
+                    to: target.label(),
+                    reason: outcome.label().to_owned(),
+                })
+                .inc();
+        }
+        self.attempts += 1;
+        let model = target.model_for(&self.body.model);
+        let request = AttemptRequest {
+            policy: self.policy,
+            route: self.route,
+            target: index,
+            operation: self.operation,
+            headers: self.headers,
+            model,
+            body: self.body.with_model(model),
+            stream: self.body.stream,
+            started: self.started,
+            deadline: self.deadline,
+        };
+        match attempt::run(&request, admission).await {
+            Attempt::Answered(mut response) => {
+                let headers = response.headers_mut();
+                set(headers, "x-switchyard-route", &route.model);
+                set(headers, "x-switchyard-provider", &target.provider.name);
+                set(headers, "x-switchyard-model", model);
+                headers.insert("x-switchyard-attempts", HeaderValue::from(self.attempts));
+                Some(response)
+            }
+            Attempt::Failed {
+                outcome,
+                deadline_hit,
+            } => {
+                tracing::debug!(route = %route.model, target = %target.label(), outcome = outcome.label(), "attempt failed");
+                self.last = Some((index, outcome, deadline_hit));
+                None
+            }
+        }
+    }
+
+    fn deadline_hit(&self) -> bool {
+        self.last.as_ref().is_some_and(|(_, _, hit)| *hit) || Instant::now() >= self.deadline
+    }
+
+    /// Every target was excluded: try the one available soonest once, ignoring its
+    /// breaker and cooldown; if that fails too, 503 with when to come back.
+    async fn last_chance(mut self, candidates: &[usize]) -> Result<Response<Body>, ProxyError> {
+        let route = &self.policy.routes[self.route];
+        let now = Instant::now();
+        let soonest = candidates
+            .iter()
+            .map(|&i| (route.targets[i].state.available_at(now), i))
+            .min_by_key(|(at, _)| *at);
+        let Some((_, index)) = soonest else {
+            let error = ProxyError::AllFailed(format!(
+                "no target of route {:?} can serve a {} call",
+                route.model,
+                self.operation.dialect().as_str()
+            ));
+            return Err(finish_error(self.policy, self.route, error));
+        };
+        let admission = route.targets[index].state.admit_forced();
+        if let Some(response) = self.attempt(index, admission).await {
+            return Ok(response);
+        }
+        let now = Instant::now();
+        let retry_at = candidates
+            .iter()
+            .map(|&i| route.targets[i].state.available_at(now))
+            .min()
+            .unwrap_or(now);
+        let detail = self.describe_last();
+        let error = ProxyError::Unavailable {
+            retry_after: retry_at
+                .saturating_duration_since(now)
+                .max(Duration::from_secs(1)),
+            detail,
+        };
+        Err(finish_error(self.policy, self.route, error))
+    }
+
+    fn all_failed(&self) -> ProxyError {
+        match &self.last {
+            Some((_, Outcome::Throttled { cooldown, .. }, _)) => ProxyError::Unavailable {
+                retry_after: *cooldown,
+                detail: self.describe_last(),
+            },
+            _ => ProxyError::AllFailed(self.describe_last()),
+        }
+    }
+
+    fn describe_last(&self) -> String {
+        let route = &self.policy.routes[self.route];
+        match &self.last {
+            Some((index, outcome, _)) => format!(
+                "{} attempt(s); the last, {}, failed with {}",
+                self.attempts,
+                route.targets[*index].label(),
+                outcome.label()
+            ),
+            None => "no attempt could be made".to_owned(),
+        }
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// The dialect of a call, for the sidecar's own errors.
+pub fn dialect_of(operation: Option<Operation>, headers: &HeaderMap) -> ApiKind {
+    match operation {
+        Some(op) => op.dialect(),
+        None if headers.contains_key("x-api-key") || headers.contains_key("anthropic-version") => {
+            ApiKind::Anthropic
+        }
+        None => ApiKind::Openai,
+    }
+}

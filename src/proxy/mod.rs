@@ -1,0 +1,83 @@
+//! The inbound API (DESIGN §2): the provider paths an unmodified SDK calls, dispatched to
+//! the failover loop; anything else is a 404 without any upstream call, so the sidecar
+//! is never an open proxy.
+
+pub mod attempt;
+pub mod events;
+pub mod failover;
+pub mod inbound;
+pub mod plan;
+pub mod stream;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::shared::Shared;
+use inbound::InboundBody;
+use upstream::Operation;
+
+/// Handles one inbound request.
+pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let operation = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => Some(Operation::Chat),
+        (&Method::POST, "/v1/embeddings") => Some(Operation::Embeddings),
+        (&Method::POST, "/v1/messages") => Some(Operation::Messages),
+        _ => None,
+    };
+    let dialect = failover::dialect_of(operation, request.headers());
+    let result = match operation {
+        Some(operation) => call(&shared, operation, request).await,
+        None if request.method() == Method::GET && request.uri().path() == "/v1/models" => {
+            models(&shared)
+        }
+        None => Err(ProxyError::NotFound(format!(
+            "{} {}",
+            request.method(),
+            request.uri().path()
+        ))),
+    };
+    result.unwrap_or_else(|error| error.into_response(dialect))
+}
+
+async fn call(
+    shared: &Shared,
+    operation: Operation,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let policy = shared.policy().ok_or(ProxyError::NotReady)?;
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > shared.body_limit) {
+        return Err(ProxyError::BodyTooLarge {
+            limit: shared.body_limit,
+        });
+    }
+    let bytes = inbound::read_body(body, shared.body_limit).await?;
+    let body = InboundBody::parse(bytes)?;
+    failover::serve(shared, policy, operation, &parts.headers, body).await
+}
+
+/// `GET /v1/models`: the policy's route names as an OpenAI model list.
+fn models(shared: &Shared) -> Result<Response<Body>, ProxyError> {
+    let policy = shared.policy().ok_or(ProxyError::NotReady)?;
+    let data: Vec<_> = policy
+        .model_names()
+        .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}))
+        .collect();
+    let body = json!({"object": "list", "data": data}).to_string();
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body::full(body))
+        .expect("static response parts are valid"))
+}

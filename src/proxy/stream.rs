@@ -1,0 +1,196 @@
+//! The response body of a committed stream: the upstream's events pass through as they
+//! arrive (whole events only, never coalesced or delayed), and a failure after the
+//! commit point ends the stream with a well-formed error event in the app's format,
+//! never with a clean end that would pass a truncated answer off as complete.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use serde_json::json;
+use tokio::time::{Instant, Sleep};
+
+use crate::body::BoxError;
+use crate::classify::FailReason;
+use crate::policy::spec::ApiKind;
+use crate::proxy::attempt::Settle;
+use crate::proxy::events::{inspect, EventKind, Usage};
+use crate::sse::{format_event, Parser};
+
+/// A committed stream on its way to the app.
+pub struct StreamBody {
+    upstream: Incoming,
+    parser: Parser,
+    /// Whole events ready to send, in order.
+    ready: VecDeque<Bytes>,
+    dialect: ApiKind,
+    usage: Usage,
+    idle: Duration,
+    deadline: Instant,
+    timer: Pin<Box<Sleep>>,
+    settle: Option<Settle>,
+    done: bool,
+}
+
+/// Where a stream stood when the commit point was reached.
+pub struct Committed {
+    /// The upstream body, positioned after the bytes already parsed.
+    pub upstream: Incoming,
+    /// The parser, holding any partial event.
+    pub parser: Parser,
+    /// Held lifecycle events followed by the first content event(s).
+    pub ready: VecDeque<Bytes>,
+    /// Usage seen so far.
+    pub usage: Usage,
+    /// Whether the upstream already ended cleanly.
+    pub ended: bool,
+}
+
+impl StreamBody {
+    /// Continues a stream past its commit point.
+    pub fn new(
+        committed: Committed,
+        dialect: ApiKind,
+        idle: Duration,
+        deadline: Instant,
+        settle: Settle,
+    ) -> Self {
+        let mut body = StreamBody {
+            upstream: committed.upstream,
+            parser: committed.parser,
+            ready: committed.ready,
+            dialect,
+            usage: committed.usage,
+            idle,
+            deadline,
+            timer: Box::pin(tokio::time::sleep_until(next_wake(idle, deadline))),
+            settle: Some(settle),
+            done: false,
+        };
+        if committed.ended {
+            body.finish(None);
+        }
+        body
+    }
+
+    /// Settles the attempt; on failure appends the error event the app will see.
+    fn finish(&mut self, failure: Option<FailReason>) {
+        self.done = true;
+        if let Some(settle) = self.settle.take() {
+            settle.finish(failure.map_or(Ok(self.usage), Err));
+        }
+        if let Some(reason) = failure {
+            self.ready.push_back(error_event(self.dialect, reason));
+        }
+    }
+
+    /// Parses newly arrived bytes into whole events.
+    fn absorb(&mut self, chunk: &[u8]) {
+        self.parser.push(chunk);
+        while let Some(event) = self.parser.next_event() {
+            match inspect(self.dialect, &event, &mut self.usage) {
+                EventKind::End => {
+                    self.ready.push_back(event.raw);
+                    self.finish(None);
+                    return;
+                }
+                EventKind::Error => {
+                    self.ready.push_back(event.raw);
+                    self.done = true;
+                    if let Some(settle) = self.settle.take() {
+                        settle.finish(Err(FailReason::StreamError));
+                    }
+                    return;
+                }
+                EventKind::Lifecycle | EventKind::Content => self.ready.push_back(event.raw),
+            }
+        }
+    }
+}
+
+fn next_wake(idle: Duration, deadline: Instant) -> Instant {
+    (Instant::now() + idle).min(deadline)
+}
+
+/// The event that tells the app's SDK the stream failed, in the app's format.
+pub fn error_event(dialect: ApiKind, reason: FailReason) -> Bytes {
+    let message = format!(
+        "upstream stream failed after it started: {}",
+        reason.as_str()
+    );
+    match dialect.dialect() {
+        ApiKind::Anthropic => {
+            let kind = if reason == FailReason::StreamError {
+                "overloaded_error"
+            } else {
+                "api_error"
+            };
+            let data = json!({"type": "error", "error": {"type": kind, "message": message}});
+            format_event(Some("error"), &data.to_string())
+        }
+        _ => {
+            let data = json!({"error": {"message": message, "type": "server_error", "code": reason.as_str()}});
+            format_event(None, &data.to_string())
+        }
+    }
+}
+
+impl HttpBody for StreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let wake = next_wake(this.idle, this.deadline);
+                        this.timer.as_mut().reset(wake);
+                        this.absorb(&data);
+                    }
+                }
+                Poll::Ready(Some(Err(_))) | Poll::Ready(None) => this.finish(Some(FailReason::Cut)),
+                Poll::Pending => {
+                    ready!(this.timer.as_mut().poll(cx));
+                    let reason = if Instant::now() >= this.deadline {
+                        FailReason::FirstByteTimeout
+                    } else {
+                        FailReason::IdleTimeout
+                    };
+                    this.finish(Some(reason));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.ready.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        if let Some(settle) = self.settle.take() {
+            settle.cancel();
+        }
+    }
+}

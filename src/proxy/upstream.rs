@@ -1,0 +1,228 @@
+//! The outbound side: one pooled hyper-util client (rustls, HTTP/1.1 and HTTP/2 by ALPN)
+//! per distinct connect timeout, and the construction of each provider's request.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Uri};
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+
+use crate::classify::FailReason;
+use crate::policy::spec::ApiKind;
+use crate::policy::Provider;
+
+/// The pooled HTTP client all attempts share.
+pub type Client = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Clients by connect timeout: pools are shared by every provider with the same timeout
+/// and survive policy reloads.
+#[derive(Default)]
+pub struct Upstreams {
+    clients: Mutex<HashMap<Duration, Client>>,
+}
+
+impl Upstreams {
+    /// The client for a connect timeout (compile time only, never per request).
+    pub fn client(&self, connect_timeout: Duration) -> Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(connect_timeout)
+            .or_insert_with(|| build_client(connect_timeout))
+            .clone()
+    }
+}
+
+fn build_client(connect_timeout: Duration) -> Client {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let tls = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(rustls::RootCertStore::from_iter(
+        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+    ))
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .build(https)
+}
+
+/// Which operation an inbound call asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// OpenAI chat completions.
+    Chat,
+    /// OpenAI embeddings.
+    Embeddings,
+    /// Anthropic messages.
+    Messages,
+}
+
+impl Operation {
+    /// The GenAI semantic-convention operation name.
+    pub fn genai_name(self) -> &'static str {
+        match self {
+            Operation::Chat | Operation::Messages => "chat",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+
+    /// The inbound format.
+    pub fn dialect(self) -> ApiKind {
+        match self {
+            Operation::Chat | Operation::Embeddings => ApiKind::Openai,
+            Operation::Messages => ApiKind::Anthropic,
+        }
+    }
+}
+
+/// Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), the host, framing we
+/// recompute, compression we must not receive (we read streams), credentials and cookies.
+const DROPPED: [&str; 16] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "accept-encoding",
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "cookie",
+];
+
+/// Builds the upstream request for one attempt.
+pub fn build_request(
+    provider: &Provider,
+    operation: Operation,
+    target_model: &str,
+    inbound: &HeaderMap,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, http::Error> {
+    let uri = upstream_uri(provider, operation, target_model)?;
+    let mut builder = Request::builder().method(Method::POST).uri(uri);
+    let headers = builder
+        .headers_mut()
+        .expect("method and a parsed uri are always valid");
+    copy_forwardable(inbound, headers);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    for (name, value) in &provider.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    match provider.api {
+        ApiKind::Anthropic => {
+            if !headers.contains_key("anthropic-version") {
+                headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+            }
+        }
+        ApiKind::Openai | ApiKind::AzureOpenai => {
+            headers.remove("anthropic-version");
+            headers.remove("anthropic-beta");
+        }
+    }
+    provider
+        .auth
+        .apply(provider.api, operation.dialect(), inbound, headers);
+    builder.body(Full::new(body))
+}
+
+fn copy_forwardable(inbound: &HeaderMap, out: &mut HeaderMap) {
+    let listed_in_connection: Vec<HeaderName> = inbound
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for (name, value) in inbound {
+        let n = name.as_str();
+        if DROPPED.contains(&n)
+            || n.starts_with("x-switchyard-")
+            || listed_in_connection.contains(name)
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+}
+
+fn upstream_uri(
+    provider: &Provider,
+    operation: Operation,
+    target_model: &str,
+) -> Result<Uri, http::Error> {
+    let base = provider.base_url.trim_end_matches('/');
+    let uri = match (provider.api, operation) {
+        (ApiKind::Anthropic, _) => format!("{base}/v1/messages"),
+        (ApiKind::AzureOpenai, op) => format!(
+            "{base}/openai/deployments/{target_model}/{}?api-version={}",
+            openai_suffix(op),
+            provider.api_version.as_deref().unwrap_or_default()
+        ),
+        (ApiKind::Openai, op) => format!("{base}/{}", openai_suffix(op)),
+    };
+    Ok(uri.parse::<Uri>()?)
+}
+
+fn openai_suffix(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Embeddings => "embeddings",
+        Operation::Chat | Operation::Messages => "chat/completions",
+    }
+}
+
+/// Classifies a client error from hyper-util.
+pub fn connect_failure(err: &hyper_util::client::legacy::Error) -> FailReason {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            return FailReason::Tls;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return FailReason::ConnectTimeout;
+            }
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return FailReason::Tls;
+            }
+        }
+        source = cause.source();
+    }
+    if err.is_connect() {
+        FailReason::Connect
+    } else {
+        FailReason::Cut
+    }
+}

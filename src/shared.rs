@@ -1,0 +1,88 @@
+//! State shared by the proxy, the admin port and the policy sources: the running policy
+//! (swapped atomically), target state that survives reloads, pools and metrics.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::metrics::{Metrics, ReloadLabels};
+use crate::policy::spec::PolicySpec;
+use crate::policy::{CompileContext, Policy};
+use crate::proxy::upstream::Upstreams;
+use crate::target::Registry;
+
+/// Everything the listeners and policy sources share.
+pub struct Shared {
+    policy: ArcSwapOption<Policy>,
+    registry: Registry,
+    upstreams: Upstreams,
+    /// Metric families.
+    pub metrics: Metrics,
+    draining: AtomicBool,
+    generation: AtomicU64,
+    /// Largest request body accepted (and replayed on failover).
+    pub body_limit: usize,
+}
+
+impl Shared {
+    /// Fresh state with no policy loaded yet (not ready).
+    pub fn new(body_limit: usize) -> Self {
+        Self {
+            policy: ArcSwapOption::empty(),
+            registry: Registry::default(),
+            upstreams: Upstreams::default(),
+            metrics: Metrics::new(),
+            draining: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            body_limit,
+        }
+    }
+
+    /// The running policy, if one has loaded. Each request takes one snapshot.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.load_full()
+    }
+
+    /// Compiles a validated spec and swaps it in; requests in flight keep their snapshot.
+    /// Returns the new generation.
+    pub fn install(&self, spec: PolicySpec) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let ctx = CompileContext {
+            registry: &self.registry,
+            upstreams: &self.upstreams,
+            metrics: &self.metrics,
+        };
+        let policy = Policy::compile(spec, generation, &ctx);
+        for state in policy.target_states() {
+            state
+                .metrics
+                .breaker_state
+                .set(state.state().metric_value());
+        }
+        self.policy.store(Some(Arc::new(policy)));
+        self.metrics.generation.set(generation as i64);
+        self.record_reload("ok");
+        generation
+    }
+
+    /// Counts a policy load attempt by result (`ok` or `invalid`).
+    pub fn record_reload(&self, result: &str) {
+        self.metrics
+            .reloads
+            .get_or_create(&ReloadLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Ready: a policy is loaded and the process is not draining.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Acquire) && self.policy.load().is_some()
+    }
+
+    /// Marks the start of the drain: readiness turns false.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+}
