@@ -125,21 +125,29 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
     tracing::info!(%proxy_addr, %admin_addr, generation, "switchyard is serving");
 
     let (stop, stopped) = watch::channel(false);
+    let (admin_stop, admin_stopped) = watch::channel(false);
     let wait_for_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let proxy_shared = Arc::clone(&shared);
-    let proxy_task = tokio::spawn(server::serve(
+    let drain = args.drain_timeout;
+    let proxy = server::serve(
         proxy_listener,
         move |req, _peer| proxy::handle(Arc::clone(&proxy_shared), req),
-        wait_for_stop(stopped.clone()),
-        args.drain_timeout,
-    ));
+        wait_for_stop(stopped),
+        drain,
+    );
+    // The admin port outlives the proxy's drain so probes see readiness turn false.
+    let proxy_task = tokio::spawn(async move {
+        let drained = proxy.await;
+        let _ = admin_stop.send(true);
+        drained
+    });
     let admin_shared = Arc::clone(&shared);
     let admin_task = tokio::spawn(server::serve(
         admin_listener,
         move |req, peer| admin::handle(Arc::clone(&admin_shared), req, peer),
-        wait_for_stop(stopped),
+        wait_for_stop(admin_stopped),
         Duration::from_secs(1),
     ));
     Ok(Running {

@@ -1,0 +1,221 @@
+//! Test support: a sidecar on ephemeral ports with a policy, mock providers, and a small
+//! HTTP client.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use switchyard::app::{self, RunArgs, Running};
+
+pub use switchyard::mock::{Faults, MockServer};
+
+/// A sidecar started in-process from a policy text.
+pub struct Sidecar {
+    pub running: Running,
+    _policy: tempfile::NamedTempFile,
+}
+
+impl Sidecar {
+    pub async fn start(policy: &str) -> Sidecar {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), policy).unwrap();
+        let mut args = RunArgs::loopback(Some(file.path().to_owned()));
+        args.max_body_bytes = 1 << 20;
+        let running = app::start(&args).await.expect("sidecar starts");
+        Sidecar { running, _policy: file }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.proxy_addr)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.admin_addr)
+    }
+
+    pub async fn chat(&self, model: &str) -> Reply {
+        post(&self.url("/v1/chat/completions"), &chat_body(model, false), &[]).await
+    }
+
+    pub async fn messages(&self, model: &str) -> Reply {
+        post(&self.url("/v1/messages"), &messages_body(model, false), &[]).await
+    }
+
+    pub async fn breakers(&self) -> serde_json::Value {
+        get(&self.admin("/breakers")).await.json()
+    }
+
+    pub async fn metrics(&self) -> String {
+        get(&self.admin("/metrics")).await.text()
+    }
+}
+
+/// Two providers in front of two mocks, one route `gpt-4o`: primary then secondary.
+pub fn two_target_policy(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+    format!(
+        r#"
+providers:
+  - name: primary
+    api: openai
+    baseUrl: {p}/v1
+    auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}
+    timeouts: {{connect: 1s, firstByte: 2s, idle: 2s}}
+  - name: secondary
+    api: openai
+    baseUrl: {s}/v1
+    auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}
+    timeouts: {{connect: 1s, firstByte: 2s, idle: 2s}}
+  - name: claude
+    api: anthropic
+    baseUrl: {p}
+    auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}
+    timeouts: {{connect: 1s, firstByte: 2s, idle: 2s}}
+  - name: claude-backup
+    api: anthropic
+    baseUrl: {s}
+    auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}
+    timeouts: {{connect: 1s, firstByte: 2s, idle: 2s}}
+routes:
+  - model: gpt-4o
+    targets:
+      - provider: primary
+        model: gpt-4o
+      - provider: secondary
+        model: gpt-4o-mini
+  - model: claude-sonnet
+    targets:
+      - provider: claude
+        model: claude-sonnet-4-5
+      - provider: claude-backup
+        model: claude-haiku-4-5
+{extra}
+"#,
+        p = primary.url(),
+        s = secondary.url(),
+    )
+}
+
+pub fn chat_body(model: &str, stream: bool) -> String {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hello"}],
+    })
+    .to_string()
+}
+
+pub fn messages_body(model: &str, stream: bool) -> String {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hello"}],
+    })
+    .to_string()
+}
+
+/// A buffered response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn send(request: Request<Full<Bytes>>) -> http::Response<Incoming> {
+    client().request(request).await.expect("request reaches the listener")
+}
+
+pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut builder = Request::post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    collect(send(builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await).await
+}
+
+pub async fn get(url: &str) -> Reply {
+    collect(send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await).await
+}
+
+pub async fn collect(response: http::Response<Incoming>) -> Reply {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Reply { status: parts.status, headers: parts.headers, body }
+}
+
+/// Reads a streamed response to its end, returning each SSE event's data (with the
+/// event name, if any, as `name: data`).
+pub async fn stream_events(response: http::Response<Incoming>) -> Vec<String> {
+    let mut parser = switchyard::sse::Parser::new();
+    let mut body = response.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            parser.push(&data);
+            while let Some(ev) = parser.next_event() {
+                out.push(match ev.event {
+                    Some(name) => format!("{name}: {}", ev.data),
+                    None => ev.data,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub async fn post_stream(url: &str, body: &str) -> http::Response<Incoming> {
+    let request = Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    send(request).await
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Faults from their JSON form (the same names as `POST /_mock/faults`).
+pub fn faults(value: serde_json::Value) -> Faults {
+    serde_json::from_value(value).expect("valid mock faults")
+}
+
+/// Two mocks and a sidecar with [`two_target_policy`].
+pub async fn pair(extra: &str) -> (MockServer, MockServer, Sidecar) {
+    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    let sidecar = Sidecar::start(&two_target_policy(&primary, &secondary, extra)).await;
+    (primary, secondary, sidecar)
+}
