@@ -1,7 +1,15 @@
-//! The routing policy: wire types (`spec`), validation with field paths (`validate`),
+//! The routing policy: wire types (`spec`), decoding of the three document shapes
+//! (`load`), validation with field paths (`validate`),
 //! and the compiled form the proxy reads on every request.
 
+pub mod load;
 pub mod spec;
+pub mod validate;
+
+pub use load::{
+    decode, decode_and_validate, embedded_default, load_file, run_validate, PolicyError,
+};
+pub use validate::{validate, FieldError};
 
 use kube::CustomResourceExt;
 
