@@ -28,6 +28,12 @@ enum Command {
     Mock(mock::Args),
     /// Serve the mutating admission webhook that injects the sidecar.
     InjectWebhook(inject::Args),
+    /// Check policy files (YAML, a ConfigMap or a RoutingPolicy manifest); exit 1 on any problem.
+    Validate {
+        /// Policy files to check.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
     /// Print the RoutingPolicy CustomResourceDefinition.
     Crd,
 }
@@ -43,6 +49,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Mock(args) => mock::run(args).await,
             Command::InjectWebhook(args) => inject::run(args).await,
+            Command::Validate { files } => match policy::run_validate(&files) {
+                true => Ok(()),
+                false => Err(anyhow::anyhow!("invalid policy")),
+            },
             Command::Crd => {
                 print!("{}", policy::crd_yaml());
                 Ok(())

@@ -84,7 +84,7 @@ fn routing_policy_of_another_version_is_an_error() {
     assert_eq!(
         decode_err(manifest),
         vec![
-            r#"apiVersion: expected "switchyard.dev/v1alpha1" for kind RoutingPolicy, found Some("switchyard.dev/v2")"#
+            r#"apiVersion: expected "switchyard.dev/v1alpha1" for kind RoutingPolicy, found "switchyard.dev/v2""#
         ]
     );
 }
@@ -190,6 +190,18 @@ circuitBreaker: {slowCall: {rate: 1.5}}
     assert_eq!(
         errors[3].to_string(),
         r#"routes[0].targets[0].provider: no provider named "opena" (did you mean "openai"?)"#
+    );
+}
+
+#[test]
+fn decode_and_validate_reports_unknown_fields_with_rule_violations() {
+    let text = POLICY.replace("provider: openai", "provider: x, wieght: 2");
+    assert_eq!(
+        rendered(&decode_and_validate(&text).expect_err("two problems")),
+        vec![
+            "routes[0].targets[0].wieght: unknown field",
+            r#"routes[0].targets[0].provider: no provider named "x""#,
+        ]
     );
 }
 

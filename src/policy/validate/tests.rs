@@ -384,4 +384,5 @@ fn edit_distance_counts_edits() {
     assert_eq!(edit_distance("same", "same"), 0);
     assert_eq!(closest("opena", &["openai", "anthropic"]), Some("openai"));
     assert_eq!(closest("zzz", &["openai"]), None);
+    assert_eq!(closest("b", &["a"]), None, "one-letter names get no guess");
 }
