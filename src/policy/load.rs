@@ -45,6 +45,31 @@ fn join(errors: &[FieldError]) -> String {
 /// errors, all reported at once; field paths are relative to the policy itself, so they
 /// read the same whichever shape carried it. Does not validate: see [`decode_and_validate`].
 pub fn decode(text: &str) -> Result<PolicySpec, Vec<FieldError>> {
+    match decode_lenient(text)? {
+        (spec, unknown) if unknown.is_empty() => Ok(spec),
+        (_, unknown) => Err(unknown),
+    }
+}
+
+/// Decodes as [`decode`] does, then validates; the single path used by `validate`,
+/// start-up and every live reload, so they can never disagree about a policy. Unknown
+/// fields and validation problems are reported together.
+pub fn decode_and_validate(text: &str) -> Result<PolicySpec, Vec<FieldError>> {
+    let (spec, mut errors) = decode_lenient(text)?;
+    errors.extend(validate(&spec));
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A policy that decoded, and the unknown fields that were skipped to get it.
+type Lenient = Result<(PolicySpec, Vec<FieldError>), Vec<FieldError>>;
+
+/// Finds the policy in whichever shape carries it. `Err` means no policy could be read
+/// at all; `Ok` may still list unknown fields, so that validation can report alongside.
+fn decode_lenient(text: &str) -> Lenient {
     let doc = parse_yaml(text, "")?;
     let Some(kind) = doc.get("kind") else {
         return decode_policy(doc, "");
@@ -71,7 +96,10 @@ pub fn decode(text: &str) -> Result<PolicySpec, Vec<FieldError>> {
             if version != Some(API_VERSION) {
                 return Err(vec![FieldError::new(
                     "apiVersion",
-                    format!("expected {API_VERSION:?} for kind RoutingPolicy, found {version:?}"),
+                    format!(
+                        "expected {API_VERSION:?} for kind RoutingPolicy, found {}",
+                        version.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
+                    ),
                 )]);
             }
             match doc.get("spec") {
@@ -86,21 +114,12 @@ pub fn decode(text: &str) -> Result<PolicySpec, Vec<FieldError>> {
             let shown = other.map_or_else(|| "(not a string)".to_owned(), |k| format!("{k:?}"));
             Err(vec![FieldError::new(
                 "kind",
-                format!("unsupported kind {shown}; expected a policy document, a ConfigMap or a RoutingPolicy"),
+                format!(
+                    "unsupported kind {shown}; \
+                     expected a policy document, a ConfigMap or a RoutingPolicy"
+                ),
             )])
         }
-    }
-}
-
-/// Decodes as [`decode`] does, then validates; the single path used by `validate`,
-/// start-up and every live reload, so they can never disagree about a policy.
-pub fn decode_and_validate(text: &str) -> Result<PolicySpec, Vec<FieldError>> {
-    let spec = decode(text)?;
-    let errors = validate(&spec);
-    if errors.is_empty() {
-        Ok(spec)
-    } else {
-        Err(errors)
     }
 }
 
@@ -155,7 +174,7 @@ fn parse_yaml(text: &str, at: &str) -> Result<Value, Vec<FieldError>> {
 
 /// Deserialises the policy itself, collecting every unknown field (with its path) and
 /// the first type error (with its path). `at` names where the policy sat, for an empty one.
-fn decode_policy(doc: Value, at: &str) -> Result<PolicySpec, Vec<FieldError>> {
+fn decode_policy(doc: Value, at: &str) -> Lenient {
     if doc.is_null() {
         return Err(vec![FieldError::new(at, "the policy is empty")]);
     }
@@ -167,8 +186,7 @@ fn decode_policy(doc: Value, at: &str) -> Result<PolicySpec, Vec<FieldError>> {
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(doc, &mut unknown))
     };
     match result {
-        Ok(spec) if errors.is_empty() => Ok(spec),
-        Ok(_) => Err(errors),
+        Ok(spec) => Ok((spec, errors)),
         Err(e) => {
             errors.push(FieldError::new(
                 tracked_path(e.path()),
@@ -211,3 +229,6 @@ fn join_key(parent: String, key: &str) -> String {
         format!("{parent}.{}", path_key(key))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
-//! The routing policy: wire types (`spec`), validation with field paths (`validate`),
-//! and the compiled form the proxy reads on every request (`compile`).
+//! The routing policy: wire types (`spec`), decoding of the three document shapes
+//! (`load`), validation with field paths (`validate`), and the compiled form the proxy
+//! reads on every request (`compile`).
 
 mod compile;
 pub mod load;
@@ -7,6 +8,8 @@ pub mod spec;
 pub mod validate;
 
 pub use compile::{Auth, CompileContext, Policy, Provider, Route, Target, Timeouts};
+pub use load::{decode, decode_and_validate, embedded_default, load_file, run_validate, PolicyError};
+pub use validate::{validate, FieldError};
 
 use kube::CustomResourceExt;
 

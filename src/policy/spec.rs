@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
     kind = "RoutingPolicy",
     namespaced,
     shortname = "rp",
-    printcolumn = r#"{"name":"Routes","type":"integer","jsonPath":".spec.routes[*].model","description":"Route names"}"#,
+    printcolumn = r#"{"name":"Routes","type":"string","jsonPath":".spec.routes[*].model","description":"Route names"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

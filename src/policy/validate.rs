@@ -427,7 +427,8 @@ fn is_valid_name(name: &str) -> bool {
 
 /// The candidate nearest to `name` by edit distance, if near enough to be a likely typo.
 fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    // About one edit per three characters; names under three get no guess.
+    let limit = name.chars().count() / 3;
     candidates
         .iter()
         .map(|c| (edit_distance(name, c), *c))
@@ -451,3 +452,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+#[cfg(test)]
+mod tests;
