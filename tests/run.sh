@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, then runs them all.
+#   tests/run.sh
+# Rust unit, property and integration tests; Python tests that drive the sidecar with the
+# official OpenAI and Anthropic SDKs; and the packaging checks (Helm, manifests, image).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python tools (venv in .venv)"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+export VENV="$root/.venv"
+
+step "cargo fmt and clippy"
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "Rust tests"
+cargo test --all-targets --quiet
+
+step "SDK tests (official openai and anthropic clients)"
+cargo build --quiet
+export SWITCHYARD_BIN="$root/target/debug/switchyard"
+.venv/bin/python -m pytest -q tests/sdk
+
+if [ -x tests/packaging.sh ]; then
+    step "Packaging checks (Helm chart, manifests, Dockerfile, webhook)"
+    tests/packaging.sh
+fi
+
+step "all tests passed"
