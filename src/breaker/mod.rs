@@ -433,3 +433,8 @@ fn later(now: Instant, d: Duration) -> Instant {
         .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
         .unwrap_or(now)
 }
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! Property tests: random acquire / record / release / advance sequences against the
+//! breaker's invariants, with a small model of what was recorded when.
+
+use super::*;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Acquire,
+    Record {
+        pick: usize,
+        failure: bool,
+        slow: bool,
+    },
+    Release {
+        pick: usize,
+    },
+    Advance {
+        millis: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::Acquire),
+        3 => (any::<usize>(), any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(pick, failure, slow)| Op::Record { pick, failure, slow }),
+        1 => any::<usize>().prop_map(|pick| Op::Release { pick }),
+        2 => (0u64..20_000).prop_map(|millis| Op::Advance { millis }),
+    ]
+}
+
+fn config() -> impl Strategy<Value = BreakerConfig> {
+    (
+        (1u64..120, 1u32..20, 0.05f64..=1.0, 0u32..8),
+        (0.05f64..=1.0, 1u64..60, 1u32..10, 1u32..5),
+    )
+        .prop_map(
+            |((window, min, rate, consecutive), (slow, open, cap, probes))| BreakerConfig {
+                window: Duration::from_secs(window),
+                minimum_calls: min,
+                failure_rate: rate,
+                consecutive_failures: consecutive,
+                slow_first_byte: Duration::from_secs(20),
+                slow_rate: slow,
+                open_for: Duration::from_secs(open),
+                max_open_for: Duration::from_secs(open * u64::from(cap)),
+                half_open_calls: probes,
+            },
+        )
+}
+
+/// What the test saw, to check the breaker against.
+#[derive(Default)]
+struct Model {
+    /// When each verdict was handed to the breaker.
+    recorded_at: Vec<Instant>,
+    /// Verdicts and failures recorded while closed, since the breaker last closed.
+    calls_since_close: u32,
+    failures_since_close: u32,
+}
+
+fn check_transition(b: &Breaker, model: &mut Model, t: Transition, now: Instant) {
+    let config = b.config().clone();
+    match (t.from, t.to) {
+        (State::Closed, State::Open) => {
+            let streak = config.consecutive_failures > 0
+                && model.failures_since_close >= config.consecutive_failures;
+            let rate = model.calls_since_close >= config.minimum_calls;
+            assert!(streak || rate, "opened on too little evidence: {t:?}");
+        }
+        (State::HalfOpen, State::Closed) => {
+            model.calls_since_close = 0;
+            model.failures_since_close = 0;
+        }
+        _ => {}
+    }
+    if t.to == State::Open {
+        let period = b.snapshot(now).open_until.expect("open") - now;
+        assert!(period <= config.max_open_for, "{period:?} over the cap");
+        assert!(
+            period >= config.open_for.mul_f64(0.79),
+            "{period:?} under the jitter"
+        );
+    }
+}
+
+fn check_invariants(b: &Breaker, permits: &[Permit], model: &Model, now: Instant) {
+    let probes = b.config().probes();
+    assert!(b.probes_admitted <= probes);
+    if b.state == State::HalfOpen {
+        let out = permits
+            .iter()
+            .filter(|p| p.probe && p.epoch == b.epoch)
+            .count();
+        assert!(out <= probes as usize, "{out} probes outstanding");
+    }
+    let snap = b.snapshot(now);
+    let window = b.config().window;
+    let recent = model
+        .recorded_at
+        .iter()
+        .filter(|t| now - **t < window)
+        .count();
+    assert!(
+        snap.calls <= recent as u64,
+        "{} counted, {recent} recorded",
+        snap.calls
+    );
+    assert!((0.0..=1.0).contains(&snap.failure_rate));
+    assert!((0.0..=1.0).contains(&snap.slow_rate));
+}
+
+fn run(config: BreakerConfig, seed: u64, ops: Vec<Op>) {
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut b = Breaker::with_seed(config, t0, seed);
+    let mut permits: Vec<Permit> = Vec::new();
+    let mut model = Model::default();
+    for op in ops {
+        match op {
+            Op::Acquire => {
+                let was_open_until = (b.state == State::Open).then_some(b.open_until);
+                let (result, transition) = b.try_acquire(now);
+                if let Some(until) = was_open_until.filter(|u| now < *u) {
+                    assert_eq!((&result, transition), (&Err(until), None));
+                }
+                if let Some(t) = transition {
+                    check_transition(&b, &mut model, t, now);
+                }
+                if let Ok(permit) = result {
+                    permits.push(permit);
+                }
+            }
+            Op::Record {
+                pick,
+                failure,
+                slow,
+            } if !permits.is_empty() => {
+                let permit = permits.swap_remove(pick % permits.len());
+                let stale = permit.epoch != b.epoch;
+                model.recorded_at.push(now);
+                if b.state == State::Closed {
+                    model.calls_since_close += 1;
+                    model.failures_since_close += u32::from(failure);
+                }
+                let outcome = if failure {
+                    CallOutcome::Failure { slow }
+                } else {
+                    CallOutcome::Success { slow }
+                };
+                let transition = b.record(permit, outcome, now);
+                if stale {
+                    assert_eq!(transition, None, "a stale result caused a transition");
+                }
+                if let Some(t) = transition {
+                    check_transition(&b, &mut model, t, now);
+                }
+            }
+            Op::Release { pick } if !permits.is_empty() => {
+                b.release(permits.swap_remove(pick % permits.len()));
+            }
+            Op::Record { .. } | Op::Release { .. } => {}
+            Op::Advance { millis } => now += Duration::from_millis(millis),
+        }
+        check_invariants(&b, &permits, &model, now);
+    }
+}
+
+proptest! {
+    #[test]
+    fn random_sequences_keep_invariants(
+        config in config(),
+        seed in any::<u64>(),
+        ops in prop::collection::vec(op(), 1..200),
+    ) {
+        run(config, seed, ops);
+    }
+
+    #[test]
+    fn closed_breaker_with_little_evidence_stays_closed(
+        config in config(),
+        ops in prop::collection::vec(op(), 1..200),
+    ) {
+        // Stay under minimumCalls verdicts and under consecutiveFailures failures (when that
+        // rule is on): whatever the order and timing, it must never open.
+        let max_calls = config.minimum_calls - 1;
+        let max_failures = match config.consecutive_failures {
+            0 => u32::MAX,
+            n => n - 1,
+        };
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut b = Breaker::new(config, t0);
+        let (mut calls, mut failures) = (0, 0);
+        for op in ops {
+            match op {
+                Op::Record { failure, slow, .. } if calls < max_calls => {
+                    let failure = failure && failures < max_failures;
+                    let permit = b.try_acquire(now).0.expect("closed admits");
+                    let outcome = if failure {
+                        CallOutcome::Failure { slow }
+                    } else {
+                        CallOutcome::Success { slow }
+                    };
+                    prop_assert_eq!(b.record(permit, outcome, now), None);
+                    calls += 1;
+                    failures += u32::from(failure);
+                }
+                Op::Advance { millis } => now += Duration::from_millis(millis),
+                _ => {}
+            }
+            prop_assert_eq!(b.state(), State::Closed);
+        }
+    }
+}
