@@ -1,3 +1,5 @@
+//! Unit tests of each breaker rule, on explicit instants.
+
 use super::*;
 
 const FAIL: CallOutcome = CallOutcome::Failure { slow: false };
