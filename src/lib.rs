@@ -10,6 +10,7 @@ pub mod body;
 pub mod breaker;
 pub mod budget;
 pub mod classify;
+pub mod demo;
 pub mod drill;
 pub mod error;
 pub mod inject;

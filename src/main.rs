@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::{app, drill, inject, mock, policy};
+use switchyard::{app, demo, drill, inject, mock, policy};
 
 /// A failover sidecar for LLM calls.
 #[derive(Parser, Debug)]
@@ -32,6 +32,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Watch failover live: mocks, a sidecar and traffic through an outage of the primary.
+    Demo,
     /// Force a target's breaker open (or closed) on a running sidecar, to rehearse failover.
     Drill(drill::DrillArgs),
     /// Serve the fault-injecting mock provider.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
                 });
             }
             Command::Drill(args) => drill::run(args).await,
+            Command::Demo => demo::run().await,
             Command::Mock(args) => mock::run(args).await,
             Command::InjectWebhook(args) => inject::run(args).await,
             Command::Crd => {

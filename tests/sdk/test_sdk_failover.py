@@ -106,8 +106,10 @@ def test_anthropic_stream_error_after_content_raises(sidecar, mocks):
 
 
 def test_anthropic_errors_are_sdk_exceptions(sidecar):
-    with pytest.raises(anthropic.BadRequestError):
-        anthropic_client(sidecar).messages.create(model="claude-sonnet-4-5", max_tokens=1, messages="nope")
+    with pytest.raises(anthropic.NotFoundError, match="claude-9"):
+        anthropic_client(sidecar).messages.create(
+            model="claude-9", max_tokens=1, messages=[{"role": "user", "content": "hi"}]
+        )
 
 
 def test_metrics_show_the_failover(sidecar, mocks):

@@ -1,0 +1,232 @@
+//! `switchyard demo`: two mock providers and a sidecar on free loopback ports, steady
+//! traffic from a few app workers, and an outage of the primary part-way (errors, then a
+//! black hole, then recovery), shown live and summed up at the end. Runs in ~25 s.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
+
+use crate::app::{self, RunArgs};
+use crate::mock::{Faults, MockServer};
+
+const WORKERS: usize = 4;
+const PHASES: [(&str, u64); 4] =
+    [("healthy", 5), ("primary returns 503s", 6), ("primary is a black hole", 6), ("primary recovered", 6)];
+
+fn policy(primary: &str, backup: &str) -> String {
+    format!(
+        r#"
+providers:
+  - name: primary
+    api: openai
+    baseUrl: {primary}/v1
+    auth: {{apiKey: {{fromEnv: SWITCHYARD_DEMO_KEY}}}}
+    timeouts: {{connect: 500ms, firstByte: 400ms, idle: 2s}}
+  - name: backup
+    api: openai
+    baseUrl: {backup}/v1
+    auth: {{apiKey: {{fromEnv: SWITCHYARD_DEMO_KEY}}}}
+routes:
+  - model: gpt-4o
+    strategy: failover
+    targets:
+      - {{provider: primary, model: gpt-4o, price: {{inputPerMTok: 2.5, outputPerMTok: 10}}}}
+      - {{provider: backup, model: gpt-4o-mini, price: {{inputPerMTok: 0.15, outputPerMTok: 0.6}}}}
+circuitBreaker:
+  consecutiveFailures: 3
+  openFor: 2s
+  maxOpenFor: 4s
+  halfOpenCalls: 2
+"#
+    )
+}
+
+/// What the app workers saw.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    by_primary: AtomicU64,
+    by_backup: AtomicU64,
+    failed_over: AtomicU64,
+    app_errors: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+}
+
+/// Runs the demo and prints its summary.
+pub async fn run() -> anyhow::Result<()> {
+    let primary = MockServer::start("primary").await?;
+    let backup = MockServer::start("backup").await?;
+    let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let policy_path = dir.join("policy.yaml");
+    std::fs::write(&policy_path, policy(&primary.url(), &backup.url()))?;
+    std::env::set_var("SWITCHYARD_DEMO_KEY", "sk-demo-not-a-real-key");
+    let sidecar = app::start(&RunArgs::loopback(Some(policy_path))).await?;
+    let base = format!("http://{}/v1/chat/completions", sidecar.proxy_addr);
+
+    println!("switchyard demo");
+    println!("  mock provider 'primary' on {}  (route gpt-4o, first choice)", primary.addr());
+    println!("  mock provider 'backup'  on {}  (fallback, gpt-4o-mini)", backup.addr());
+    println!("  sidecar proxy on {}, admin on {}", sidecar.proxy_addr, sidecar.admin_addr);
+    println!("  {WORKERS} app workers send chat completions (half of them streamed) the whole time\n");
+
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let deadline = Instant::now() + Duration::from_secs(PHASES.iter().map(|p| p.1).sum());
+    let mut workers = Vec::new();
+    for worker in 0..WORKERS {
+        workers.push(tokio::spawn(drive(base.clone(), worker % 2 == 0, Arc::clone(&tally), deadline)));
+    }
+
+    let live = std::io::stdout().is_terminal();
+    let mut transitions: Vec<String> = Vec::new();
+    let mut last_state = String::from("closed");
+    let started = Instant::now();
+    for (index, (phase, seconds)) in PHASES.iter().enumerate() {
+        match index {
+            1 => primary.set_faults(faults(r#"{"errorRate": 1.0, "errorStatus": 503}"#)),
+            2 => primary.set_faults(faults(r#"{"blackhole": true}"#)),
+            3 => primary.set_faults(Faults::default()),
+            _ => {}
+        }
+        if !live {
+            println!("[{:>5.1}s] phase: {phase}", started.elapsed().as_secs_f64());
+        }
+        let phase_end = Instant::now() + Duration::from_secs(*seconds);
+        let tick = if live { Duration::from_millis(200) } else { Duration::from_secs(1) };
+        while Instant::now() < phase_end {
+            tokio::time::sleep(tick).await;
+            let state = breaker_state(&sidecar.shared);
+            if state != last_state {
+                transitions.push(format!("{:>5.1}s  {last_state} -> {state}", started.elapsed().as_secs_f64()));
+                last_state = state.clone();
+            }
+            let line = status_line(&tally, &state, started.elapsed(), phase);
+            if live {
+                print!("\r\x1b[2K{line}");
+                let _ = std::io::stdout().flush();
+            } else {
+                println!("  {line}");
+            }
+        }
+        if live {
+            println!();
+        }
+    }
+    stop.notify_waiters();
+    for worker in workers {
+        worker.await?;
+    }
+    summary(&tally, &transitions, &sidecar.shared.metrics.encode());
+    sidecar.shutdown();
+    sidecar.wait().await;
+    primary.shutdown().await;
+    backup.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn faults(json: &str) -> Faults {
+    serde_json::from_str(json).expect("the demo's fault sets are valid")
+}
+
+fn breaker_state(shared: &crate::shared::Shared) -> String {
+    shared
+        .policy()
+        .and_then(|p| p.target_states().into_iter().find(|s| s.key.provider == "primary"))
+        .map_or_else(|| "unknown".to_owned(), |s| s.state().as_str().to_owned())
+}
+
+fn status_line(tally: &Tally, state: &str, elapsed: Duration, phase: &str) -> String {
+    format!(
+        "{:>5.1}s  {phase:<24} served {:>5}  primary {:>5}  backup {:>5}  failovers {:>4}  app errors {}  primary breaker: {state}",
+        elapsed.as_secs_f64(),
+        tally.sent.load(Ordering::Relaxed),
+        tally.by_primary.load(Ordering::Relaxed),
+        tally.by_backup.load(Ordering::Relaxed),
+        tally.failed_over.load(Ordering::Relaxed),
+        tally.app_errors.load(Ordering::Relaxed),
+    )
+}
+
+/// One app worker: sends requests back to back until the deadline.
+async fn drive(url: String, stream: bool, tally: Arc<Tally>, deadline: Instant) {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let body = Bytes::from(format!(
+        r#"{{"model":"gpt-4o","stream":{stream},"messages":[{{"role":"user","content":"How are you?"}}]}}"#
+    ));
+    while Instant::now() < deadline {
+        let request = http::Request::post(&url)
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))
+            .expect("static request parts are valid");
+        let started = Instant::now();
+        let ok = match client.request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                let provider = response.headers().get("x-switchyard-provider").cloned();
+                let attempts = response.headers().get("x-switchyard-attempts").cloned();
+                let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let complete = !stream || body.ends_with(b"data: [DONE]\n\n");
+                if status.is_success() && complete {
+                    match provider.as_ref().and_then(|p| p.to_str().ok()) {
+                        Some("primary") => tally.by_primary.fetch_add(1, Ordering::Relaxed),
+                        _ => tally.by_backup.fetch_add(1, Ordering::Relaxed),
+                    };
+                    if attempts.is_some_and(|a| a != "1") {
+                        tally.failed_over.fetch_add(1, Ordering::Relaxed);
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            Err(_) => false,
+        };
+        tally.sent.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            tally.app_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = started.elapsed().as_micros() as u64;
+        tally.latencies_us.lock().unwrap_or_else(|p| p.into_inner()).push(micros);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn summary(tally: &Tally, transitions: &[String], metrics: &str) {
+    let mut latencies = tally.latencies_us.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let errors = tally.app_errors.load(Ordering::Relaxed);
+    println!("\nsummary");
+    println!("  requests the app sent      {}", tally.sent.load(Ordering::Relaxed));
+    println!("  answered by primary        {}", tally.by_primary.load(Ordering::Relaxed));
+    println!("  answered by backup         {}", tally.by_backup.load(Ordering::Relaxed));
+    println!("  answered after a failover  {}", tally.failed_over.load(Ordering::Relaxed));
+    println!("  failures the app saw       {errors}");
+    println!("  latency p50 / p99          {:.1} ms / {:.1} ms", pct(0.5), pct(0.99));
+    println!("  primary breaker transitions:");
+    for t in transitions {
+        println!("    {t}");
+    }
+    let cost: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("switchyard_cost_usd_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    println!("  cost of the answers         ${cost:.6} (from usage and target prices)");
+    if errors == 0 {
+        println!("\nThe primary was down for 12 s and the app never saw a failure.");
+    } else {
+        println!("\n{errors} request(s) failed as the app saw them.");
+    }
+    println!("Try it against your own app: cargo run --release -- run --policy-file <policy.yaml>");
+}
