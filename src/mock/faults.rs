@@ -1,0 +1,288 @@
+//! The fault set: what the mock does wrong, set from flags, `POST /_mock/faults` or the
+//! Rust handle.
+//!
+//! Invariant: one `Faults` value is the whole fault set (a new one replaces the old one,
+//! fields left out take their defaults), and the same camelCase names work in JSON and,
+//! in kebab-case, as flags.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default status of an injected error: what providers answer when overloaded.
+const DEFAULT_ERROR_STATUS: u16 = 503;
+/// Default number of content deltas in a stream.
+const DEFAULT_CHUNKS: u32 = 4;
+
+/// The faults to inject into provider calls (the `/_mock/*` control API is never affected).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Faults {
+    /// Share of calls answered with an error, 0..=1, spread deterministically: call `n`
+    /// (counted from the last fault change) fails when floor((n+1)*rate) > floor(n*rate),
+    /// so 1.0 fails every call and 0.5 every second one.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Status of an injected error.
+    #[arg(long, default_value_t = DEFAULT_ERROR_STATUS)]
+    pub error_status: u16,
+    /// `retry-after` seconds sent with an injected error (meant for 429).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// Raw body of an injected error instead of the provider-shaped default, e.g. an
+    /// OpenAI `insufficient_quota` error.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_body: Option<String>,
+    /// Extra headers of an injected error (flag: `--error-header NAME=VALUE`, repeatable;
+    /// JSON: an object), e.g. `retry-after-ms` or `anthropic-ratelimit-requests-reset`.
+    #[arg(long = "error-header", value_name = "NAME=VALUE", value_parser = parse_header_pair)]
+    #[serde(with = "header_pairs", skip_serializing_if = "Vec::is_empty")]
+    pub error_headers: Vec<(String, String)>,
+    /// Delay before the response headers.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Duration>,
+    /// Delay after the headers before the first body byte.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub first_byte: Option<Duration>,
+    /// Delay between the content deltas of a stream.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub chunk_interval: Option<Duration>,
+    /// Number of content deltas in a stream (at least 1).
+    #[arg(long, default_value_t = DEFAULT_CHUNKS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunks: u32,
+    /// Cut the connection after this many content deltas, without ending the stream
+    /// (a non-streaming body is cut halfway).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_after_chunks: Option<u32>,
+    /// Send an in-band error event after this many content deltas, then end the stream.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_event_after_chunks: Option<u32>,
+    /// Read each request and never answer it.
+    #[arg(long)]
+    pub blackhole: bool,
+    /// Refuse connections for this long (the listener closes, open connections are cut,
+    /// then the same port is bound again). A one-shot action, not kept in the fault set:
+    /// while down the control API is unreachable too.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub down_for: Option<Duration>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            error_rate: 0.0,
+            error_status: DEFAULT_ERROR_STATUS,
+            retry_after: None,
+            error_body: None,
+            error_headers: Vec::new(),
+            latency: None,
+            first_byte: None,
+            chunk_interval: None,
+            chunks: DEFAULT_CHUNKS,
+            drop_after_chunks: None,
+            error_event_after_chunks: None,
+            blackhole: false,
+            down_for: None,
+        }
+    }
+}
+
+/// Why a fault set was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FaultsError {
+    /// `errorRate` outside 0..=1.
+    #[error("errorRate must be within 0..=1, got {0}")]
+    ErrorRate(f64),
+    /// `errorStatus` not an HTTP error status.
+    #[error("errorStatus must be within 400..=599, got {0}")]
+    ErrorStatus(u16),
+    /// `chunks` of zero: a reply needs at least one delta.
+    #[error("chunks must be at least 1")]
+    Chunks,
+    /// An `errorHeaders` entry that is not a valid header.
+    #[error("errorHeaders: invalid header {0:?}")]
+    Header(String),
+}
+
+impl Faults {
+    /// Checks the ranges serde and clap cannot express, so a bad fault set is refused
+    /// up front instead of misbehaving per call.
+    pub fn validate(&self) -> Result<(), FaultsError> {
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            return Err(FaultsError::ErrorRate(self.error_rate));
+        }
+        if !(400..=599).contains(&self.error_status) {
+            return Err(FaultsError::ErrorStatus(self.error_status));
+        }
+        if self.chunks == 0 {
+            return Err(FaultsError::Chunks);
+        }
+        for (name, value) in &self.error_headers {
+            let valid = http::HeaderName::try_from(name.as_str()).is_ok()
+                && http::HeaderValue::try_from(value.as_str()).is_ok();
+            if !valid {
+                return Err(FaultsError::Header(name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether call number `n` (0-based, since the fault set was installed) gets an
+    /// injected error: a counter-based pattern, so tests see the same calls fail every run.
+    pub fn fails_call(&self, n: u64) -> bool {
+        let rate = self.error_rate;
+        if rate <= 0.0 {
+            return false;
+        }
+        // Precision: u64 → f64 is exact up to 2^53 calls, far beyond any test or bench.
+        ((n + 1) as f64 * rate).floor() > (n as f64 * rate).floor()
+    }
+}
+
+fn parse_header_pair(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
+
+/// `Option<Duration>` as a humantime string ("250ms", "2s").
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Header pairs as a JSON object, keeping the flag form a plain repeatable list.
+mod header_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        Ok(BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_rate_pattern_is_counter_based() {
+        let half = Faults {
+            error_rate: 0.5,
+            ..Faults::default()
+        };
+        let pattern: Vec<bool> = (0..6).map(|n| half.fails_call(n)).collect();
+        assert_eq!(pattern, [false, true, false, true, false, true]);
+        let all = Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        };
+        assert!((0..10).all(|n| all.fails_call(n)));
+        assert!((0..10).all(|n| !Faults::default().fails_call(n)));
+        let tenth = Faults {
+            error_rate: 0.1,
+            ..Faults::default()
+        };
+        assert_eq!((0..100).filter(|&n| tenth.fails_call(n)).count(), 10);
+    }
+
+    #[test]
+    fn json_uses_camel_case_durations_and_defaults() {
+        let f: Faults = serde_json::from_str(
+            r#"{"errorRate":0.5,"latency":"250ms","errorHeaders":{"retry-after-ms":"1500"},"dropAfterChunks":2}"#,
+        )
+        .expect("valid faults");
+        assert_eq!(f.latency, Some(Duration::from_millis(250)));
+        assert_eq!(f.error_status, 503);
+        assert_eq!(f.chunks, 4);
+        assert_eq!(f.drop_after_chunks, Some(2));
+        assert_eq!(f.error_headers, [("retry-after-ms".into(), "1500".into())]);
+        let back: Faults =
+            serde_json::from_str(&serde_json::to_string(&f).expect("serialises")).expect("parses");
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_ranges_are_refused() {
+        assert!(serde_json::from_str::<Faults>(r#"{"errorRat":1}"#).is_err());
+        assert!(serde_json::from_str::<Faults>(r#"{"latency":"soon"}"#).is_err());
+        let bad = Faults {
+            error_rate: 1.5,
+            ..Faults::default()
+        };
+        assert_eq!(bad.validate(), Err(FaultsError::ErrorRate(1.5)));
+        let bad = Faults {
+            error_status: 200,
+            ..Faults::default()
+        };
+        assert_eq!(bad.validate(), Err(FaultsError::ErrorStatus(200)));
+        let bad = Faults {
+            error_headers: vec![("bad header".into(), "x".into())],
+            ..Faults::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn flags_parse_in_kebab_case() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            faults: Faults,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "mock",
+            "--error-rate",
+            "0.5",
+            "--error-status",
+            "429",
+            "--retry-after",
+            "3",
+            "--error-header",
+            "retry-after-ms=3000",
+            "--first-byte",
+            "1s",
+            "--chunks",
+            "8",
+        ])
+        .expect("flags parse");
+        assert_eq!(cli.faults.error_status, 429);
+        assert_eq!(cli.faults.retry_after, Some(3));
+        assert_eq!(cli.faults.first_byte, Some(Duration::from_secs(1)));
+        assert_eq!(cli.faults.chunks, 8);
+        assert_eq!(
+            cli.faults.error_headers,
+            [("retry-after-ms".into(), "3000".into())]
+        );
+    }
+}
