@@ -18,8 +18,12 @@ use crate::app::{self, RunArgs};
 use crate::mock::{Faults, MockServer};
 
 const WORKERS: usize = 4;
-const PHASES: [(&str, u64); 4] =
-    [("healthy", 5), ("primary returns 503s", 6), ("primary is a black hole", 6), ("primary recovered", 6)];
+const PHASES: [(&str, u64); 4] = [
+    ("healthy", 5),
+    ("primary returns 503s", 6),
+    ("primary is a black hole", 6),
+    ("primary recovered", 6),
+];
 
 fn policy(primary: &str, backup: &str) -> String {
     format!(
@@ -73,17 +77,33 @@ pub async fn run() -> anyhow::Result<()> {
     let base = format!("http://{}/v1/chat/completions", sidecar.proxy_addr);
 
     println!("switchyard demo");
-    println!("  mock provider 'primary' on {}  (route gpt-4o, first choice)", primary.addr());
-    println!("  mock provider 'backup'  on {}  (fallback, gpt-4o-mini)", backup.addr());
-    println!("  sidecar proxy on {}, admin on {}", sidecar.proxy_addr, sidecar.admin_addr);
-    println!("  {WORKERS} app workers send chat completions (half of them streamed) the whole time\n");
+    println!(
+        "  mock provider 'primary' on {}  (route gpt-4o, first choice)",
+        primary.addr()
+    );
+    println!(
+        "  mock provider 'backup'  on {}  (fallback, gpt-4o-mini)",
+        backup.addr()
+    );
+    println!(
+        "  sidecar proxy on {}, admin on {}",
+        sidecar.proxy_addr, sidecar.admin_addr
+    );
+    println!(
+        "  {WORKERS} app workers send chat completions (half of them streamed) the whole time\n"
+    );
 
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(tokio::sync::Notify::new());
     let deadline = Instant::now() + Duration::from_secs(PHASES.iter().map(|p| p.1).sum());
     let mut workers = Vec::new();
     for worker in 0..WORKERS {
-        workers.push(tokio::spawn(drive(base.clone(), worker % 2 == 0, Arc::clone(&tally), deadline)));
+        workers.push(tokio::spawn(drive(
+            base.clone(),
+            worker % 2 == 0,
+            Arc::clone(&tally),
+            deadline,
+        )));
     }
 
     let live = std::io::stdout().is_terminal();
@@ -101,12 +121,19 @@ pub async fn run() -> anyhow::Result<()> {
             println!("[{:>5.1}s] phase: {phase}", started.elapsed().as_secs_f64());
         }
         let phase_end = Instant::now() + Duration::from_secs(*seconds);
-        let tick = if live { Duration::from_millis(200) } else { Duration::from_secs(1) };
+        let tick = if live {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(1)
+        };
         while Instant::now() < phase_end {
             tokio::time::sleep(tick).await;
             let state = breaker_state(&sidecar.shared);
             if state != last_state {
-                transitions.push(format!("{:>5.1}s  {last_state} -> {state}", started.elapsed().as_secs_f64()));
+                transitions.push(format!(
+                    "{:>5.1}s  {last_state} -> {state}",
+                    started.elapsed().as_secs_f64()
+                ));
                 last_state = state.clone();
             }
             let line = status_line(&tally, &state, started.elapsed(), phase);
@@ -141,7 +168,11 @@ fn faults(json: &str) -> Faults {
 fn breaker_state(shared: &crate::shared::Shared) -> String {
     shared
         .policy()
-        .and_then(|p| p.target_states().into_iter().find(|s| s.key.provider == "primary"))
+        .and_then(|p| {
+            p.target_states()
+                .into_iter()
+                .find(|s| s.key.provider == "primary")
+        })
         .map_or_else(|| "unknown".to_owned(), |s| s.state().as_str().to_owned())
 }
 
@@ -159,7 +190,8 @@ fn status_line(tally: &Tally, state: &str, elapsed: Duration, phase: &str) -> St
 
 /// One app worker: sends requests back to back until the deadline.
 async fn drive(url: String, stream: bool, tally: Arc<Tally>, deadline: Instant) {
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let body = Bytes::from(format!(
         r#"{{"model":"gpt-4o","stream":{stream},"messages":[{{"role":"user","content":"How are you?"}}]}}"#
     ));
@@ -174,7 +206,12 @@ async fn drive(url: String, stream: bool, tally: Arc<Tally>, deadline: Instant) 
                 let status = response.status();
                 let provider = response.headers().get("x-switchyard-provider").cloned();
                 let attempts = response.headers().get("x-switchyard-attempts").cloned();
-                let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 let complete = !stream || body.ends_with(b"data: [DONE]\n\n");
                 if status.is_success() && complete {
                     match provider.as_ref().and_then(|p| p.to_str().ok()) {
@@ -196,23 +233,53 @@ async fn drive(url: String, stream: bool, tally: Arc<Tally>, deadline: Instant) 
             tally.app_errors.fetch_add(1, Ordering::Relaxed);
         }
         let micros = started.elapsed().as_micros() as u64;
-        tally.latencies_us.lock().unwrap_or_else(|p| p.into_inner()).push(micros);
+        tally
+            .latencies_us
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(micros);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn summary(tally: &Tally, transitions: &[String], metrics: &str) {
-    let mut latencies = tally.latencies_us.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut latencies = tally
+        .latencies_us
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     let errors = tally.app_errors.load(Ordering::Relaxed);
     println!("\nsummary");
-    println!("  requests the app sent      {}", tally.sent.load(Ordering::Relaxed));
-    println!("  answered by primary        {}", tally.by_primary.load(Ordering::Relaxed));
-    println!("  answered by backup         {}", tally.by_backup.load(Ordering::Relaxed));
-    println!("  answered after a failover  {}", tally.failed_over.load(Ordering::Relaxed));
+    println!(
+        "  requests the app sent      {}",
+        tally.sent.load(Ordering::Relaxed)
+    );
+    println!(
+        "  answered by primary        {}",
+        tally.by_primary.load(Ordering::Relaxed)
+    );
+    println!(
+        "  answered by backup         {}",
+        tally.by_backup.load(Ordering::Relaxed)
+    );
+    println!(
+        "  answered after a failover  {}",
+        tally.failed_over.load(Ordering::Relaxed)
+    );
     println!("  failures the app saw       {errors}");
-    println!("  latency p50 / p99          {:.1} ms / {:.1} ms", pct(0.5), pct(0.99));
+    println!(
+        "  latency p50 / p99          {:.1} ms / {:.1} ms",
+        pct(0.5),
+        pct(0.99)
+    );
     println!("  primary breaker transitions:");
     for t in transitions {
         println!("    {t}");

@@ -8,7 +8,9 @@ pub mod spec;
 pub mod validate;
 
 pub use compile::{Auth, CompileContext, Policy, Provider, Route, Target, Timeouts};
-pub use load::{decode, decode_and_validate, embedded_default, load_file, run_validate, PolicyError};
+pub use load::{
+    decode, decode_and_validate, embedded_default, load_file, run_validate, PolicyError,
+};
 pub use validate::{validate, FieldError};
 
 use kube::CustomResourceExt;

@@ -11,22 +11,37 @@ async fn probes_policy_and_drills() {
     assert_eq!(policy["generation"], 1);
     assert_eq!(policy["spec"]["routes"][0]["model"], "gpt-4o");
 
-    let opened = post(&sidecar.admin("/breakers/primary/gpt-4o/open?for=30s"), "", &[]).await;
+    let opened = post(
+        &sidecar.admin("/breakers/primary/gpt-4o/open?for=30s"),
+        "",
+        &[],
+    )
+    .await;
     assert_eq!(opened.status, 200, "{}", opened.text());
     let reply = sidecar.chat("gpt-4o").await;
     assert_eq!(reply.header("x-switchyard-provider"), "secondary");
     assert_eq!(primary.calls(), 0);
     let closed = post(&sidecar.admin("/breakers/primary/gpt-4o/close"), "", &[]).await;
     assert_eq!(closed.status, 200);
-    assert_eq!(sidecar.chat("gpt-4o").await.header("x-switchyard-provider"), "primary");
+    assert_eq!(
+        sidecar.chat("gpt-4o").await.header("x-switchyard-provider"),
+        "primary"
+    );
     assert_eq!(secondary.calls(), 1);
-    assert_eq!(post(&sidecar.admin("/breakers/nope/x/open"), "", &[]).await.status, 404);
+    assert_eq!(
+        post(&sidecar.admin("/breakers/nope/x/open"), "", &[])
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
 async fn metrics_count_requests_attempts_failovers_and_tokens() {
     let (primary, _secondary, sidecar) = pair("").await;
-    primary.set_faults(faults(serde_json::json!({"errorRate": 1.0, "errorStatus": 503})));
+    primary.set_faults(faults(
+        serde_json::json!({"errorRate": 1.0, "errorStatus": 503}),
+    ));
     sidecar.chat("gpt-4o").await;
     let m = sidecar.metrics().await;
     for line in [
@@ -38,19 +53,35 @@ async fn metrics_count_requests_attempts_failovers_and_tokens() {
     ] {
         assert!(m.contains(line), "missing {line} in\n{m}");
     }
-    assert!(m.contains(r#"switchyard_tokens_total{provider="secondary",model="gpt-4o-mini",kind="output"}"#));
+    assert!(m.contains(
+        r#"switchyard_tokens_total{provider="secondary",model="gpt-4o-mini",kind="output"}"#
+    ));
 }
 
 #[tokio::test]
 async fn sigterm_drains_an_open_stream() {
     let (primary, _secondary, sidecar) = pair("").await;
-    primary.set_faults(faults(serde_json::json!({"chunks": 6, "chunkInterval": "100ms"})));
-    let response = post_stream(&sidecar.url("/v1/chat/completions"), &chat_body("gpt-4o", true)).await;
+    primary.set_faults(faults(
+        serde_json::json!({"chunks": 6, "chunkInterval": "100ms"}),
+    ));
+    let response = post_stream(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("gpt-4o", true),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     sidecar.running.shutdown();
-    assert_eq!(get(&sidecar.admin("/readyz")).await.status, 503, "readiness turns false at the drain");
+    assert_eq!(
+        get(&sidecar.admin("/readyz")).await.status,
+        503,
+        "readiness turns false at the drain"
+    );
     let events = stream_events(response).await;
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
     let Sidecar { running, .. } = sidecar;
     assert!(running.wait().await, "drained cleanly");
 }

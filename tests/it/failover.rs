@@ -16,7 +16,11 @@ async fn each_failing_status_fails_over_invisibly() {
         assert_eq!(reply.header("x-switchyard-model"), "gpt-4o-mini");
         assert_eq!(reply.header("x-switchyard-attempts"), "2");
         assert_eq!(reply.json()["model"], "gpt-4o-mini");
-        assert_eq!((primary.calls(), secondary.calls()), (1, 1), "status {status}");
+        assert_eq!(
+            (primary.calls(), secondary.calls()),
+            (1, 1),
+            "status {status}"
+        );
     }
 }
 
@@ -24,14 +28,25 @@ async fn each_failing_status_fails_over_invisibly() {
 async fn client_errors_go_back_untouched_and_do_not_fail_over() {
     for status in [400, 401, 403, 404, 422] {
         let (primary, secondary, sidecar) = pair("").await;
-        let body = format!(r#"{{"error":{{"message":"provider says {status}","type":"invalid_request_error"}}}}"#);
-        primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": status, "errorBody": body})));
+        let body = format!(
+            r#"{{"error":{{"message":"provider says {status}","type":"invalid_request_error"}}}}"#
+        );
+        primary.set_faults(faults(
+            json!({"errorRate": 1.0, "errorStatus": status, "errorBody": body}),
+        ));
         let reply = sidecar.chat("gpt-4o").await;
         assert_eq!(reply.status.as_u16(), status);
-        assert_eq!(reply.text(), body, "the provider's body is passed back as sent");
+        assert_eq!(
+            reply.text(),
+            body,
+            "the provider's body is passed back as sent"
+        );
         assert_eq!(secondary.calls(), 0);
         let breakers = sidecar.breakers().await;
-        assert_eq!(breakers[0]["calls"], 0, "client errors do not count: {breakers}");
+        assert_eq!(
+            breakers[0]["calls"], 0,
+            "client errors do not count: {breakers}"
+        );
     }
 }
 
@@ -41,18 +56,25 @@ async fn rate_limits_cool_down_for_as_long_as_the_provider_asks() {
         (json!({"retry-after": "7"}), 7_000),
         (json!({"retry-after-ms": "4500"}), 4_500),
         (json!({"x-ratelimit-reset-requests": "6m0s"}), 60_000),
-        (json!({"anthropic-ratelimit-requests-reset": "2099-01-01T00:00:00Z"}), 60_000),
+        (
+            json!({"anthropic-ratelimit-requests-reset": "2099-01-01T00:00:00Z"}),
+            60_000,
+        ),
         (json!({}), 5_000),
     ];
     for (headers, expected_ms) in cases {
-        let (primary, secondary, sidecar) =
+        let (primary, _secondary, sidecar) =
             pair("rateLimit: {defaultCooldown: 5s, maxCooldown: 1m}").await;
-        primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 429, "errorHeaders": headers})));
+        primary.set_faults(faults(
+            json!({"errorRate": 1.0, "errorStatus": 429, "errorHeaders": headers}),
+        ));
         let reply = sidecar.chat("gpt-4o").await;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("x-switchyard-provider"), "secondary");
         let breakers = sidecar.breakers().await;
-        let cooldown = breakers[0]["cooldown_ms"].as_u64().expect("primary cooling down");
+        let cooldown = breakers[0]["cooldown_ms"]
+            .as_u64()
+            .expect("primary cooling down");
         assert!(
             cooldown <= expected_ms && cooldown + 1_000 >= expected_ms,
             "{headers}: cooldown {cooldown} ms, expected about {expected_ms}"
@@ -69,7 +91,9 @@ async fn rate_limits_cool_down_for_as_long_as_the_provider_asks() {
 async fn exhausted_quota_rests_for_max_cooldown() {
     let (primary, _secondary, sidecar) = pair("rateLimit: {maxCooldown: 2m}").await;
     let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
-    primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 429, "retryAfter": 1, "errorBody": body})));
+    primary.set_faults(faults(
+        json!({"errorRate": 1.0, "errorStatus": 429, "retryAfter": 1, "errorBody": body}),
+    ));
     assert_eq!(sidecar.chat("gpt-4o").await.status, 200);
     let cooldown = sidecar.breakers().await[0]["cooldown_ms"].as_u64().unwrap();
     assert!(cooldown > 110_000, "{cooldown}");
@@ -83,7 +107,10 @@ async fn refused_connections_fail_over() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-switchyard-provider"), "secondary");
     assert_eq!(secondary.calls(), 1);
-    assert!(sidecar.metrics().await.contains(r#"outcome="connect_error"} 1"#));
+    assert!(sidecar
+        .metrics()
+        .await
+        .contains(r#"outcome="connect_error"} 1"#));
 }
 
 #[tokio::test]
@@ -95,8 +122,14 @@ async fn a_black_hole_is_bounded_by_the_first_byte_timeout() {
     assert_eq!(reply.status, 200);
     assert_eq!(secondary.calls(), 1);
     let elapsed = started.elapsed();
-    assert!(elapsed >= ms(1900) && elapsed < ms(4000), "firstByte is 2s; took {elapsed:?}");
-    assert!(sidecar.metrics().await.contains(r#"outcome="first_byte_timeout"} 1"#));
+    assert!(
+        elapsed >= ms(1900) && elapsed < ms(4000),
+        "firstByte is 2s; took {elapsed:?}"
+    );
+    assert!(sidecar
+        .metrics()
+        .await
+        .contains(r#"outcome="first_byte_timeout"} 1"#));
 }
 
 #[tokio::test]
@@ -117,7 +150,10 @@ async fn consecutive_failures_open_the_breaker() {
     assert_eq!(primary.calls(), 3, "an open breaker sends nothing");
     assert_eq!(secondary.calls(), 8);
     let metrics = sidecar.metrics().await;
-    assert!(metrics.contains(r#"switchyard_breaker_state{provider="primary",model="gpt-4o"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"switchyard_breaker_state{provider="primary",model="gpt-4o"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +164,11 @@ async fn failure_rate_opens_the_breaker_once_minimum_calls_is_reached() {
     for _ in 0..9 {
         sidecar.chat("gpt-4o").await;
     }
-    assert_eq!(sidecar.breakers().await[0]["state"], "closed", "below minimumCalls");
+    assert_eq!(
+        sidecar.breakers().await[0]["state"],
+        "closed",
+        "below minimumCalls"
+    );
     sidecar.chat("gpt-4o").await;
     assert_eq!(sidecar.breakers().await[0]["state"], "open");
 }
@@ -141,11 +181,17 @@ async fn slow_calls_open_the_breaker() {
     .await;
     primary.set_faults(faults(json!({"latency": "120ms"})));
     for _ in 0..4 {
-        assert_eq!(sidecar.chat("gpt-4o").await.header("x-switchyard-provider"), "primary");
+        assert_eq!(
+            sidecar.chat("gpt-4o").await.header("x-switchyard-provider"),
+            "primary"
+        );
     }
     let breakers = sidecar.breakers().await;
     assert_eq!(breakers[0]["state"], "open", "{breakers}");
-    assert_eq!(sidecar.chat("gpt-4o").await.header("x-switchyard-provider"), "secondary");
+    assert_eq!(
+        sidecar.chat("gpt-4o").await.header("x-switchyard-provider"),
+        "secondary"
+    );
 }
 
 #[tokio::test]
@@ -162,7 +208,10 @@ async fn half_open_probes_then_closes_after_recovery() {
     let open_ms = sidecar.breakers().await[0]["open_for_ms"].as_u64().unwrap();
     tokio::time::sleep(ms(open_ms + 10)).await;
     for _ in 0..2 {
-        assert_eq!(sidecar.chat("gpt-4o").await.header("x-switchyard-provider"), "primary");
+        assert_eq!(
+            sidecar.chat("gpt-4o").await.header("x-switchyard-provider"),
+            "primary"
+        );
     }
     assert_eq!(sidecar.breakers().await[0]["state"], "closed");
 }
@@ -183,7 +232,11 @@ async fn all_targets_open_gives_503_with_retry_after() {
     assert_eq!(reply.header("x-switchyard-error"), "unavailable");
     let retry_after: u64 = reply.header("retry-after").parse().unwrap();
     assert!((20..=37).contains(&retry_after), "{retry_after}");
-    assert_eq!(primary.calls() + secondary.calls(), 3, "exactly one last-chance attempt");
+    assert_eq!(
+        primary.calls() + secondary.calls(),
+        3,
+        "exactly one last-chance attempt"
+    );
 }
 
 #[tokio::test]

@@ -21,26 +21,46 @@ async fn bad_input_gets_a_clear_error_in_the_callers_format_and_never_reaches_up
     let unknown = sidecar.chat("gpt-9").await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.header("x-switchyard-error"), "unknown_model");
-    assert!(unknown.json()["error"]["message"].as_str().unwrap().contains("gpt-9"));
+    assert!(unknown.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gpt-9"));
 
-    let big = format!(r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(2 << 20));
+    let big = format!(
+        r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(2 << 20)
+    );
     let too_large = post(&sidecar.url("/v1/chat/completions"), &big, &[]).await;
     assert_eq!(too_large.status, 413);
     assert_eq!(too_large.header("x-switchyard-error"), "body_too_large");
 
-    for path in ["/v1/completions", "/admin", "/http://evil.example/v1/chat/completions", "/"] {
+    for path in [
+        "/v1/completions",
+        "/admin",
+        "/http://evil.example/v1/chat/completions",
+        "/",
+    ] {
         let stray = post(&sidecar.url(path), &chat_body("gpt-4o", false), &[]).await;
         assert_eq!(stray.status, 404, "{path}");
     }
     let absolute = send(
-        http::Request::post(format!("http://{}/v1/chat/completions", sidecar.running.proxy_addr))
-            .header("host", "api.openai.com")
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(chat_body("nope", false))))
-            .unwrap(),
+        http::Request::post(format!(
+            "http://{}/v1/chat/completions",
+            sidecar.running.proxy_addr
+        ))
+        .header("host", "api.openai.com")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(chat_body(
+            "nope", false,
+        ))))
+        .unwrap(),
     )
     .await;
-    assert_eq!(absolute.status(), 404, "the Host header never picks an upstream");
+    assert_eq!(
+        absolute.status(),
+        404,
+        "the Host header never picks an upstream"
+    );
     assert_eq!(primary.calls() + secondary.calls(), 0);
 }
 
@@ -56,18 +76,30 @@ async fn the_apps_credentials_are_dropped_and_the_providers_key_is_sent() {
             ("cookie", "session=abc"),
             ("connection", "keep-alive, x-hop"),
             ("x-hop", "1"),
-            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
         ],
     )
     .await;
     assert_eq!(reply.status, 200);
     let stats = serde_json::to_value(primary.stats()).unwrap();
-    let headers = &stats["requests"][0]["headers"];
-    assert_eq!(headers["authorization"], "Bearer sk-test-provider-key", "{stats}");
+    let headers = &stats["recent"][0]["headers"];
+    assert_eq!(
+        headers["authorization"], "Bearer sk-test-provider-key",
+        "{stats}"
+    );
     assert!(headers.get("x-api-key").is_none(), "{headers}");
     assert!(headers.get("cookie").is_none());
-    assert!(headers.get("x-hop").is_none(), "headers named by Connection are hop-by-hop");
-    assert_eq!(headers["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    assert!(
+        headers.get("x-hop").is_none(),
+        "headers named by Connection are hop-by-hop"
+    );
+    assert_eq!(
+        headers["traceparent"],
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    );
     let admin = format!(
         "{}{}{}",
         get(&sidecar.admin("/policy")).await.text(),
@@ -75,23 +107,35 @@ async fn the_apps_credentials_are_dropped_and_the_providers_key_is_sent() {
         get(&sidecar.admin("/breakers")).await.text()
     );
     assert!(!admin.contains("sk-test-provider-key") && !admin.contains("sk-app-secret"));
-    assert!(admin.contains("SWITCHYARD_TEST_KEY"), "secrets are shown by their source");
+    assert!(
+        admin.contains("SWITCHYARD_TEST_KEY"),
+        "secrets are shown by their source"
+    );
 }
 
 #[tokio::test]
 async fn models_lists_the_route_names() {
     let (_p, _s, sidecar) = pair("").await;
     let reply = get(&sidecar.url("/v1/models")).await;
-    let ids: Vec<String> =
-        reply.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = reply.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids, ["gpt-4o", "claude-sonnet"]);
 }
 
 #[tokio::test]
 async fn embeddings_are_proxied() {
     let (primary, _secondary, sidecar) = pair("").await;
-    let reply = post(&sidecar.url("/v1/embeddings"), &json!({"model": "gpt-4o", "input": "hi"}).to_string(), &[]).await;
+    let reply = post(
+        &sidecar.url("/v1/embeddings"),
+        &json!({"model": "gpt-4o", "input": "hi"}).to_string(),
+        &[],
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["object"], "list");
-    assert_eq!(primary.stats().requests[0].path, "/v1/embeddings");
+    assert_eq!(primary.stats().recent[0].path, "/v1/embeddings");
 }

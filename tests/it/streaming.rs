@@ -6,14 +6,22 @@ use serde_json::json;
 use crate::support::*;
 
 async fn openai_stream(sidecar: &Sidecar) -> (http::HeaderMap, Vec<String>) {
-    let response = post_stream(&sidecar.url("/v1/chat/completions"), &chat_body("gpt-4o", true)).await;
+    let response = post_stream(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("gpt-4o", true),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     (headers, stream_events(response).await)
 }
 
 async fn anthropic_stream(sidecar: &Sidecar) -> (http::HeaderMap, Vec<String>) {
-    let response = post_stream(&sidecar.url("/v1/messages"), &messages_body("claude-sonnet", true)).await;
+    let response = post_stream(
+        &sidecar.url("/v1/messages"),
+        &messages_body("claude-sonnet", true),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     (headers, stream_events(response).await)
@@ -22,9 +30,14 @@ async fn anthropic_stream(sidecar: &Sidecar) -> (http::HeaderMap, Vec<String>) {
 fn text_of(events: &[String]) -> String {
     events
         .iter()
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e.split_once(": ").map_or(e, |(_, d)| d)).ok())
+        .filter_map(|e| {
+            serde_json::from_str::<serde_json::Value>(e.split_once(": ").map_or(e, |(_, d)| d)).ok()
+        })
         .filter_map(|v| {
-            v["choices"][0]["delta"]["content"].as_str().or(v["delta"]["text"].as_str()).map(str::to_owned)
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .or(v["delta"]["text"].as_str())
+                .map(str::to_owned)
         })
         .collect()
 }
@@ -47,7 +60,14 @@ async fn an_error_event_before_content_fails_over_invisibly() {
     primary.set_faults(faults(json!({"errorEventAfterChunks": 0})));
     let (headers, events) = anthropic_stream(&sidecar).await;
     assert_eq!(headers["x-switchyard-provider"], "claude-backup");
-    assert_eq!(events.iter().filter(|e| e.starts_with("message_start")).count(), 1, "{events:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.starts_with("message_start"))
+            .count(),
+        1,
+        "{events:?}"
+    );
     assert!(events.last().unwrap().starts_with("message_stop"));
     assert!(!events.iter().any(|e| e.starts_with("error")));
 }
@@ -60,10 +80,20 @@ async fn a_cut_after_content_ends_with_an_error_event_openai() {
     assert_eq!(headers["x-switchyard-provider"], "primary");
     let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "stream_cut", "{events:?}");
-    assert!(!events.iter().any(|e| e == "[DONE]"), "never a clean end on a truncated answer");
+    assert!(
+        !events.iter().any(|e| e == "[DONE]"),
+        "never a clean end on a truncated answer"
+    );
     assert!(!text_of(&events).is_empty());
-    assert_eq!(secondary.calls(), 0, "after the commit point there is no failover");
-    assert!(sidecar.metrics().await.contains(r#"outcome="stream_cut"} 1"#));
+    assert_eq!(
+        secondary.calls(),
+        0,
+        "after the commit point there is no failover"
+    );
+    assert!(sidecar
+        .metrics()
+        .await
+        .contains(r#"outcome="stream_cut"} 1"#));
 }
 
 #[tokio::test]
@@ -81,8 +111,14 @@ async fn an_in_band_error_after_content_is_passed_on_and_counted() {
     let (primary, _secondary, sidecar) = pair("").await;
     primary.set_faults(faults(json!({"chunks": 6, "errorEventAfterChunks": 2})));
     let (_, events) = anthropic_stream(&sidecar).await;
-    assert!(events.last().unwrap().contains("overloaded_error"), "{events:?}");
-    assert!(sidecar.metrics().await.contains(r#"outcome="stream_error"} 1"#));
+    assert!(
+        events.last().unwrap().contains("overloaded_error"),
+        "{events:?}"
+    );
+    assert!(sidecar
+        .metrics()
+        .await
+        .contains(r#"outcome="stream_error"} 1"#));
 }
 
 #[tokio::test]
@@ -108,7 +144,11 @@ async fn a_stall_before_content_fails_over() {
 async fn events_pass_through_one_by_one() {
     let (primary, _secondary, sidecar) = pair("").await;
     primary.set_faults(faults(json!({"chunks": 5, "chunkInterval": "30ms"})));
-    let response = post_stream(&sidecar.url("/v1/chat/completions"), &chat_body("gpt-4o", true)).await;
+    let response = post_stream(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("gpt-4o", true),
+    )
+    .await;
     let mut body = response.into_body();
     let mut frames = Vec::new();
     while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
@@ -116,6 +156,12 @@ async fn events_pass_through_one_by_one() {
             frames.push(data);
         }
     }
-    let content_frames = frames.iter().filter(|f| String::from_utf8_lossy(f).contains("\"content\":\"")).count();
-    assert!(content_frames >= 4, "content events arrive as they are produced, not coalesced: {frames:?}");
+    let content_frames = frames
+        .iter()
+        .filter(|f| String::from_utf8_lossy(f).contains("\"content\":\""))
+        .count();
+    assert!(
+        content_frames >= 4,
+        "content events arrive as they are produced, not coalesced: {frames:?}"
+    );
 }

@@ -25,7 +25,7 @@ def test_openai_chat_fails_over(sidecar, mocks):
     assert completion.usage.total_tokens > 0
     assert raw.headers["x-switchyard-provider"] == "secondary"
     assert raw.headers["x-switchyard-attempts"] == "2"
-    seen = secondary.stats()["requests"][0]["headers"]
+    seen = secondary.stats()["recent"][0]["headers"]
     assert seen["authorization"] == "Bearer sk-sidecar-secret", "the app's own key is never forwarded"
 
 

@@ -29,7 +29,10 @@ impl Sidecar {
         let mut args = RunArgs::loopback(Some(file.path().to_owned()));
         args.max_body_bytes = 1 << 20;
         let running = app::start(&args).await.expect("sidecar starts");
-        Sidecar { running, _policy: file }
+        Sidecar {
+            running,
+            _policy: file,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -41,7 +44,12 @@ impl Sidecar {
     }
 
     pub async fn chat(&self, model: &str) -> Reply {
-        post(&self.url("/v1/chat/completions"), &chat_body(model, false), &[]).await
+        post(
+            &self.url("/v1/chat/completions"),
+            &chat_body(model, false),
+            &[],
+        )
+        .await
     }
 
     pub async fn messages(&self, model: &str) -> Reply {
@@ -131,7 +139,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn text(&self) -> String {
@@ -139,7 +148,10 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -148,7 +160,10 @@ fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<B
 }
 
 pub async fn send(request: Request<Full<Bytes>>) -> http::Response<Incoming> {
-    client().request(request).await.expect("request reaches the listener")
+    client()
+        .request(request)
+        .await
+        .expect("request reaches the listener")
 }
 
 pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
@@ -156,7 +171,15 @@ pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    collect(send(builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await).await
+    collect(
+        send(
+            builder
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
+        .await,
+    )
+    .await
 }
 
 pub async fn get(url: &str) -> Reply {
@@ -165,8 +188,16 @@ pub async fn get(url: &str) -> Reply {
 
 pub async fn collect(response: http::Response<Incoming>) -> Reply {
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    Reply { status: parts.status, headers: parts.headers, body }
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// Reads a streamed response to its end, returning each SSE event's data (with the
