@@ -89,7 +89,7 @@ routes:
     targets:
       - {{provider: primary, model: gpt-4o}}
       - {{provider: secondary, model: gpt-4o-mini}}
-  - model: claude-sonnet-4-5
+  - model: claude-chat
     targets:
       - {{provider: claude}}
       - {{provider: claude-backup, model: claude-haiku-4-5}}

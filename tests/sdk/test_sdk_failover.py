@@ -66,14 +66,14 @@ def test_openai_embeddings(sidecar):
 
 def test_openai_models_lists_routes(sidecar):
     ids = [m.id for m in openai_client(sidecar).models.list()]
-    assert ids == ["gpt-4o", "claude-sonnet-4-5"]
+    assert ids == ["gpt-4o", "claude-chat"]
 
 
 def test_anthropic_messages_fail_over(sidecar, mocks):
     primary, _ = mocks
     primary.faults(errorRate=1.0, errorStatus=529)
     raw = anthropic_client(sidecar).messages.with_raw_response.create(
-        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
+        model="claude-chat", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
     )
     message = raw.parse()
     assert "secondary" in message.content[0].text
@@ -85,7 +85,7 @@ def test_anthropic_stream_fails_over_on_early_overload(sidecar, mocks):
     primary, _ = mocks
     primary.faults(errorEventAfterChunks=0)
     with anthropic_client(sidecar).messages.stream(
-        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
+        model="claude-chat", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
     ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
@@ -99,7 +99,7 @@ def test_anthropic_stream_error_after_content_raises(sidecar, mocks):
     primary.faults(chunks=6, errorEventAfterChunks=2)
     with pytest.raises(anthropic.APIStatusError):
         with anthropic_client(sidecar).messages.stream(
-            model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
+            model="claude-chat", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
         ) as stream:
             for _ in stream.text_stream:
                 pass
@@ -113,7 +113,7 @@ def test_anthropic_errors_are_sdk_exceptions(sidecar):
 
 
 def test_metrics_show_the_failover(sidecar, mocks):
-    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
     primary, _ = mocks
     primary.faults(errorRate=1.0, errorStatus=500)
