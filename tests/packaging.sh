@@ -92,7 +92,7 @@ crd_equal() {
 }
 
 webhook_tests() {
-  PATH="$TOOLS:$PATH" K8S_VALIDATE_VERSION="$K8S_VERSION" "$PY" -m pytest -q tests/k8s
+  PATH="$TOOLS:$PATH" K8S_VALIDATE_VERSION="$K8S_VERSION" "$PY" -m pytest -q -p no:cacheprovider tests/k8s
 }
 
 install_tools
