@@ -7,6 +7,9 @@ set -euo pipefail
 
 : "${VENV:?VENV must point at a Python venv}"
 : "${SWITCHYARD_BIN:?SWITCHYARD_BIN must point at the switchyard binary}"
+if [[ "$SWITCHYARD_BIN" != */* ]]; then
+  SWITCHYARD_BIN="$(command -v "$SWITCHYARD_BIN")"
+fi
 SWITCHYARD_BIN="$(cd "$(dirname "$SWITCHYARD_BIN")" && pwd)/$(basename "$SWITCHYARD_BIN")"
 export SWITCHYARD_BIN
 TOOLS="${SWITCHYARD_TOOLS_DIR:-$PWD/target/packaging-tools}"
