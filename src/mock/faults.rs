@@ -18,8 +18,8 @@ const DEFAULT_CHUNKS: u32 = 4;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Faults {
-    /// Share of calls answered with an error, 0..=1, spread deterministically: call `n`
-    /// (counted from the last fault change) fails when floor((n+1)*rate) > floor(n*rate),
+    /// Share of calls answered with an error, 0..=1, spread deterministically: well-formed call
+    /// `n` (counted from 0 at the last fault change) fails when floor((n+1)*rate) > floor(n*rate),
     /// so 1.0 fails every call and 0.5 every second one.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
