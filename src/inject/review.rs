@@ -21,8 +21,28 @@ pub fn answer(body: &[u8], config: &SidecarConfig) -> Vec<u8> {
         },
         Err(err) => malformed(body, &err.to_string()),
     };
-    serde_json::to_vec(&response.into_review())
-        .expect("an AdmissionReview always serialises to JSON")
+    let mut review = serde_json::to_value(response.into_review())
+        .expect("an AdmissionReview always serialises to JSON");
+    base64_patch(&mut review);
+    serde_json::to_vec(&review).expect("a JSON value always serialises")
+}
+
+/// kube-core serialises `patch` as an array of byte values; the API server's documented
+/// wire form (`[]byte` in Go) is a base64 string, which every Kubernetes version accepts.
+fn base64_patch(review: &mut Value) {
+    use base64::Engine;
+    let Some(patch) = review.pointer_mut("/response/patch") else {
+        return;
+    };
+    let bytes: Option<Vec<u8>> = patch.as_array().map(|items| {
+        items
+            .iter()
+            .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect()
+    });
+    if let Some(bytes) = bytes {
+        *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
 }
 
 fn respond(request: &AdmissionRequest<DynamicObject>, config: &SidecarConfig) -> AdmissionResponse {
@@ -154,8 +174,13 @@ mod tests {
         assert_eq!(response["uid"], "u-1");
         assert_eq!(response["allowed"], true);
         assert_eq!(response["patchType"], "JSONPatch");
-        let bytes: Vec<u8> =
-            serde_json::from_value(response["patch"].clone()).expect("patch bytes");
+        use base64::Engine;
+        let encoded = response["patch"]
+            .as_str()
+            .expect("patch is a base64 string");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("valid base64");
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("a JSON patch");
         assert!(!patch.0.is_empty());
     }

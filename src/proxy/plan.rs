@@ -85,8 +85,17 @@ mod tests {
              routes:\n  - model: m\n    targets:\n{targets}"
         );
         let spec = decode_and_validate(&text).expect("valid test policy");
-        let (registry, upstreams, metrics) = (Registry::default(), Upstreams::default(), Metrics::new());
-        Policy::compile(spec, 1, &CompileContext { registry: &registry, upstreams: &upstreams, metrics: &metrics })
+        let (registry, upstreams, metrics) =
+            (Registry::default(), Upstreams::default(), Metrics::new());
+        Policy::compile(
+            spec,
+            1,
+            &CompileContext {
+                registry: &registry,
+                upstreams: &upstreams,
+                metrics: &metrics,
+            },
+        )
     }
 
     #[tokio::test]
@@ -94,14 +103,25 @@ mod tests {
         let p = policy(
             "      - {provider: a, model: x}\n      - {provider: a, model: y, price: {inputPerMTok: 5, outputPerMTok: 15}}\n      - {provider: a, model: z, price: {inputPerMTok: 0.1, outputPerMTok: 0.4}}\n",
         );
-        assert_eq!(order(&p.routes[0], Strategy::Cost, Instant::now()), [2, 1, 0]);
-        assert_eq!(order(&p.routes[0], Strategy::Failover, Instant::now()), [0, 1, 2]);
+        assert_eq!(
+            order(&p.routes[0], Strategy::Cost, Instant::now()),
+            [2, 1, 0]
+        );
+        assert_eq!(
+            order(&p.routes[0], Strategy::Failover, Instant::now()),
+            [0, 1, 2]
+        );
     }
 
     #[tokio::test]
     async fn weighted_follows_the_weights() {
         let p = policy("      - {provider: a, model: x, weight: 9}\n      - {provider: a, model: y, weight: 1}\n");
-        let firsts = (0..2000).filter(|_| order(&p.routes[0], Strategy::Weighted, Instant::now())[0] == 0).count();
-        assert!((1650..1950).contains(&firsts), "{firsts} of 2000 should be about 1800");
+        let firsts = (0..2000)
+            .filter(|_| order(&p.routes[0], Strategy::Weighted, Instant::now())[0] == 0)
+            .count();
+        assert!(
+            (1650..1950).contains(&firsts),
+            "{firsts} of 2000 should be about 1800"
+        );
     }
 }

@@ -284,17 +284,27 @@ async fn a_target_at_max_concurrency_is_shed() {
     std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
-    let policy = two_target_policy(&primary, &secondary, "")
-        .replacen("    api: openai\n", "    api: openai\n    maxConcurrency: 1\n", 1);
+    let policy = two_target_policy(&primary, &secondary, "").replacen(
+        "    api: openai\n",
+        "    api: openai\n    maxConcurrency: 1\n",
+        1,
+    );
     let sidecar = Sidecar::start(&policy).await;
     primary.set_faults(faults(json!({"latency": "400ms"})));
     let url = sidecar.url("/v1/chat/completions");
     let first = tokio::spawn(async move { post(&url, &chat_body("gpt-4o", false), &[]).await });
     primary.wait_for_calls(1).await;
     let second = sidecar.chat("gpt-4o").await;
-    assert_eq!(second.header("x-switchyard-provider"), "secondary", "the busy primary is skipped as shed");
+    assert_eq!(
+        second.header("x-switchyard-provider"),
+        "secondary",
+        "the busy primary is skipped as shed"
+    );
     assert_eq!(second.header("x-switchyard-attempts"), "1");
-    assert_eq!(first.await.unwrap().header("x-switchyard-provider"), "primary");
+    assert_eq!(
+        first.await.unwrap().header("x-switchyard-provider"),
+        "primary"
+    );
     assert_eq!(primary.calls(), 1);
 }
 
@@ -305,7 +315,11 @@ async fn the_retry_budget_bounds_failover_load() {
     )
     .await;
     primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
-    assert_eq!(sidecar.chat("gpt-4o").await.status, 200, "the budget starts with one failover");
+    assert_eq!(
+        sidecar.chat("gpt-4o").await.status,
+        200,
+        "the budget starts with one failover"
+    );
     let reply = sidecar.chat("gpt-4o").await;
     assert_eq!(reply.status, 502, "budget spent: no second failover");
     assert_eq!(secondary.calls(), 1);
@@ -314,16 +328,32 @@ async fn the_retry_budget_bounds_failover_load() {
 
 #[tokio::test]
 async fn an_open_breakers_target_is_skipped_by_every_strategy() {
-    for strategy in ["failover", "weighted", "latency", "cost", "balanced", "availability"] {
+    for strategy in [
+        "failover",
+        "weighted",
+        "latency",
+        "cost",
+        "balanced",
+        "availability",
+    ] {
         let (primary, secondary, sidecar) = pair("").await;
-        post(&sidecar.admin("/breakers/primary/gpt-4o/open?for=30s"), "", &[]).await;
+        post(
+            &sidecar.admin("/breakers/primary/gpt-4o/open?for=30s"),
+            "",
+            &[],
+        )
+        .await;
         let reply = post(
             &sidecar.url("/v1/chat/completions"),
             &chat_body("gpt-4o", false),
             &[("x-switchyard-strategy", strategy)],
         )
         .await;
-        assert_eq!(reply.header("x-switchyard-provider"), "secondary", "{strategy}");
+        assert_eq!(
+            reply.header("x-switchyard-provider"),
+            "secondary",
+            "{strategy}"
+        );
         assert_eq!((primary.calls(), secondary.calls()), (0, 1), "{strategy}");
     }
 }

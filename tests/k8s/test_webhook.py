@@ -67,7 +67,8 @@ def patch_of(response):
     raw = response.get("patch")
     if raw is None:
         return None
-    data = bytes(raw) if isinstance(raw, list) else base64.b64decode(raw)
+    assert isinstance(raw, str), "the API server expects the patch as a base64 string"
+    data = base64.b64decode(raw, validate=True)
     assert response["patchType"] == "JSONPatch"
     return jsonpatch.JsonPatch(json.loads(data))
 
