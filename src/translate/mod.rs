@@ -18,6 +18,11 @@ mod response;
 mod stream_to_anthropic;
 mod stream_to_openai;
 
+#[cfg(test)]
+mod request_tests;
+#[cfg(test)]
+mod stream_tests;
+
 pub use error::{error_to_anthropic, error_to_openai};
 pub use request_to_anthropic::openai_to_anthropic_request;
 pub use request_to_openai::{anthropic_to_openai_request, embeddings_to_anthropic};

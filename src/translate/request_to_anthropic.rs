@@ -289,7 +289,7 @@ fn assistant_blocks(msg: &Value) -> Result<Vec<Value>, Unsupported> {
             serde_json::from_str::<Value>(args)
                 .ok()
                 .filter(Value::is_object)
-                .ok_or_else(|| Unsupported::new("tool call arguments are not a JSON object"))?
+                .ok_or_else(|| Unsupported::new("tool call arguments that are not a JSON object cannot be translated to anthropic"))?
         };
         blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
     }
