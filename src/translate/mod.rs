@@ -19,6 +19,8 @@ mod stream_to_anthropic;
 mod stream_to_openai;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod request_tests;
 #[cfg(test)]
 mod stream_tests;

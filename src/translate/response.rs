@@ -167,3 +167,101 @@ pub(super) fn model_or<'a>(v: &'a Value, requested_model: &'a str) -> &'a str {
         .filter(|m| !m.is_empty())
         .unwrap_or(requested_model)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anthropic_message_becomes_a_chat_completion() {
+        let resp = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": "s"},
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {"city": "Oslo"}},
+            ],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2},
+        });
+        let out = anthropic_to_openai_response(&resp, "gpt-4o");
+        assert_eq!(out["object"], "chat.completion");
+        assert_eq!(
+            (&out["id"], &out["model"]),
+            (&json!("msg_1"), &json!("claude-x"))
+        );
+        let choice = &out["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert_eq!(choice["message"]["content"], "Let me check.");
+        let call = &choice["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "w");
+        assert_eq!(call["id"], "toolu_1");
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({"city": "Oslo"}));
+        assert_eq!(
+            out["usage"],
+            json!({"prompt_tokens": 15, "completion_tokens": 5, "total_tokens": 20, "prompt_tokens_details": {"cached_tokens": 3}})
+        );
+    }
+
+    #[test]
+    fn chat_completion_becomes_an_anthropic_message() {
+        let resp = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": "Sure.",
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Oslo\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "v", "arguments": "oops"}},
+                ]}}],
+            "usage": {"prompt_tokens": 15, "completion_tokens": 5, "total_tokens": 20, "prompt_tokens_details": {"cached_tokens": 3}},
+        });
+        let out = openai_to_anthropic_response(&resp, "claude-x");
+        assert_eq!(
+            (&out["type"], &out["role"]),
+            (&json!("message"), &json!("assistant"))
+        );
+        assert_eq!(
+            (&out["id"], &out["model"]),
+            (&json!("chatcmpl-1"), &json!("gpt-4o-2024"))
+        );
+        assert_eq!(
+            out["content"],
+            json!([
+                {"type": "text", "text": "Sure."},
+                {"type": "tool_use", "id": "call_1", "name": "w", "input": {"city": "Oslo"}},
+                {"type": "tool_use", "id": "call_2", "name": "v", "input": {"arguments": "oops"}},
+            ])
+        );
+        assert_eq!(out["stop_reason"], "tool_use");
+        assert_eq!(
+            out["usage"],
+            json!({"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 3})
+        );
+    }
+
+    #[test]
+    fn stop_reasons_map_both_ways() {
+        let pairs = [
+            ("end_turn", "stop", "end_turn"),
+            ("stop_sequence", "stop", "end_turn"),
+            ("max_tokens", "length", "max_tokens"),
+            ("tool_use", "tool_calls", "tool_use"),
+            ("refusal", "content_filter", "refusal"),
+        ];
+        for (anthropic, openai, back) in pairs {
+            let out = anthropic_to_openai_response(
+                &json!({"stop_reason": anthropic, "content": []}),
+                "m",
+            );
+            assert_eq!(out["choices"][0]["finish_reason"], openai, "{anthropic}");
+            let out = openai_to_anthropic_response(
+                &json!({"choices": [{"message": {"content": "x"}, "finish_reason": openai}]}),
+                "m",
+            );
+            assert_eq!(out["stop_reason"], back, "{openai}");
+            assert_eq!(out["model"], "m", "no upstream model: the requested one");
+        }
+    }
+}
