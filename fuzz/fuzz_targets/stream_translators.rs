@@ -36,17 +36,28 @@ fn translate(t: &mut dyn StreamTranslator, upstream: &[Event]) -> Vec<Event> {
 fuzz_target!(|data: &[u8]| {
     let upstream = events(data);
 
-    let out = translate(&mut AnthropicToOpenaiStream::new("m", data.len() % 2 == 0), &upstream);
+    let out = translate(
+        &mut AnthropicToOpenaiStream::new("m", data.len() % 2 == 0),
+        &upstream,
+    );
     let last = out.last().expect("always a terminal event");
-    assert!(last.data == "[DONE]" || last.data.starts_with("{\"error\""), "{last:?}");
+    assert!(
+        last.data == "[DONE]" || last.data.starts_with("{\"error\""),
+        "{last:?}"
+    );
     for e in &out[..out.len() - 1] {
         assert!(serde_json_ok(&e.data), "{e:?}");
     }
 
     let out = translate(&mut OpenaiToAnthropicStream::new("m"), &upstream);
     let last = out.last().expect("always a terminal event");
-    assert!(matches!(last.event.as_deref(), Some("message_stop" | "error")), "{last:?}");
-    assert!(out.iter().all(|e| e.event.is_some() && serde_json_ok(&e.data)));
+    assert!(
+        matches!(last.event.as_deref(), Some("message_stop" | "error")),
+        "{last:?}"
+    );
+    assert!(out
+        .iter()
+        .all(|e| e.event.is_some() && serde_json_ok(&e.data)));
 });
 
 fn serde_json_ok(data: &str) -> bool {

@@ -154,7 +154,11 @@ impl StreamTranslator for AnthropicToOpenaiStream {
         let Ok(data) = serde_json::from_str::<Value>(&ev.data) else {
             return self.error("invalid_stream", "upstream sent an event that is not JSON");
         };
-        let kind = ev.event.as_deref().unwrap_or_else(|| str_at(&data, "type"));
+        let kind = ev
+            .event
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| str_at(&data, "type"));
         match kind {
             "message_start" => self.message_start(&data),
             "content_block_start" => self.block_start(&data),
