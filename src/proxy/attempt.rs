@@ -18,8 +18,9 @@ use tokio::time::{timeout_at, Instant};
 use crate::body::{self, Body};
 use crate::classify::{classify_response, FailReason, Outcome};
 use crate::policy::{Policy, Route, Target};
+use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
-use crate::proxy::stream::{Committed, StreamBody};
+use crate::proxy::stream::{emit, Committed, StreamBody};
 use crate::proxy::upstream::{build_request, connect_failure, Operation};
 use crate::sse::Parser;
 use crate::target::Admission;
@@ -54,6 +55,10 @@ pub struct AttemptRequest<'a> {
     pub headers: &'a HeaderMap,
     /// The model sent to the target.
     pub model: &'a str,
+    /// The model the app asked for.
+    pub requested_model: &'a str,
+    /// How bytes cross between the app's dialect and the target's.
+    pub crossing: Crossing,
     /// The body to send.
     pub body: Bytes,
     /// Whether the app asked for a stream.
@@ -210,7 +215,8 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission) -> Attempt {
                 target.state.metrics.attempt("client_error");
                 req.route().metrics.request("client_error");
                 admission.release();
-                Attempt::Answered(passback(parts.status, &parts.headers, error_body))
+                let (status, body) = req.crossing.error_body(parts.status, error_body);
+                Attempt::Answered(passback(status, &parts.headers, body))
             }
             other => fail(admission, other, false, Instant::now()),
         };
@@ -236,7 +242,8 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission) -> Attempt {
         Ok(bytes) => {
             let usage = body_usage(provider.api, &bytes);
             settle.finish(Ok(usage));
-            Attempt::Answered(passback(parts.status, &parts.headers, bytes))
+            let body = req.crossing.response_body(bytes, req.requested_model);
+            Attempt::Answered(passback(parts.status, &parts.headers, body))
         }
         Err(reason) => {
             let deadline_hit = Instant::now() >= req.deadline;
@@ -263,6 +270,7 @@ async fn stream_until_commit(
     let provider = &req.target().provider;
     let mut parser = Parser::new();
     let mut held = VecDeque::new();
+    let mut translator = req.crossing.stream_translator(req.requested_model);
     let mut usage = Usage::default();
     let failure = loop {
         let wake = (Instant::now() + provider.timeouts.idle).min(first_byte_deadline);
@@ -278,13 +286,13 @@ async fn stream_until_commit(
         let mut commit = None;
         while let Some(event) = parser.next_event() {
             match inspect(provider.api, &event, &mut usage) {
-                EventKind::Lifecycle => held.push_back(event.raw),
+                EventKind::Lifecycle => emit(&mut translator, event, &mut held),
                 EventKind::Error => {
                     commit = Some(Err(FailReason::StreamError));
                     break;
                 }
                 kind @ (EventKind::Content | EventKind::End) => {
-                    held.push_back(event.raw);
+                    emit(&mut translator, event, &mut held);
                     if kind == EventKind::End {
                         commit = Some(Ok(true));
                         break;
@@ -304,10 +312,11 @@ async fn stream_until_commit(
                     ready: held,
                     usage,
                     ended,
+                    translator,
                 };
                 let body = StreamBody::new(
                     committed,
-                    provider.api,
+                    (provider.api, req.operation.dialect()),
                     provider.timeouts.idle,
                     req.deadline,
                     settle,

@@ -3,6 +3,7 @@
 //! deadline passes. When every target is excluded, one last-chance attempt goes to the
 //! target available soonest; never a hard fail while any target may be up.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +16,16 @@ use crate::classify::Outcome;
 use crate::error::ProxyError;
 use crate::metrics::FailoverLabels;
 use crate::policy::spec::{ApiKind, Strategy};
-use crate::policy::{Policy, Target};
+use crate::policy::Policy;
 use crate::proxy::attempt::{self, Attempt, AttemptRequest};
+use crate::proxy::crossing::Crossing;
 use crate::proxy::inbound::InboundBody;
 use crate::proxy::plan;
 use crate::proxy::upstream::Operation;
 use crate::shared::Shared;
 use crate::target::Admission;
+use crate::translate::Unsupported;
+use serde_json::Value;
 
 /// Serves one inbound call on the policy snapshot it started with.
 pub async fn serve(
@@ -53,6 +57,7 @@ pub async fn serve(
         operation,
         headers,
         body: &body,
+        parsed: OnceCell::new(),
         started,
         deadline,
         attempts: 0,
@@ -62,10 +67,13 @@ pub async fn serve(
     let mut candidates = Vec::with_capacity(order.len());
     for index in order {
         let target = &route.targets[index];
-        if !serves(target, operation) {
-            tracing::debug!(route = %route.model, target = %target.label(), "skipping target: unsupported");
-            continue;
-        }
+        let prepared = match run.prepare(index) {
+            Ok(prepared) => prepared,
+            Err(unsupported) => {
+                tracing::debug!(route = %route.model, target = %target.label(), reason = %unsupported, "skipping target: unsupported");
+                continue;
+            }
+        };
         candidates.push(index);
         if run.attempts >= route.max_attempts {
             break;
@@ -91,7 +99,7 @@ pub async fn serve(
             tracing::warn!(route = %route.model, "retry budget spent: no further failover for this request");
             break;
         }
-        if let Some(response) = run.attempt(index, admission).await {
+        if let Some(response) = run.attempt(index, admission, prepared).await {
             return Ok(response);
         }
         if run.deadline_hit() {
@@ -106,11 +114,6 @@ pub async fn serve(
         return run.last_chance(&candidates).await;
     }
     Err(finish_error(&policy, route_index, run.all_failed()))
-}
-
-/// Whether a target can serve this operation without translation.
-fn serves(target: &Target, operation: Operation) -> bool {
-    target.provider.api.dialect() == operation.dialect()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -133,6 +136,8 @@ struct Run<'a> {
     operation: Operation,
     headers: &'a HeaderMap,
     body: &'a InboundBody,
+    /// The app's body as JSON, parsed only if a target needs translation.
+    parsed: OnceCell<Option<Value>>,
     started: Instant,
     deadline: Instant,
     attempts: usize,
@@ -140,9 +145,41 @@ struct Run<'a> {
     last: Option<(usize, Outcome, bool)>,
 }
 
+/// A target's crossing and the body to send it.
+struct Prepared {
+    crossing: Crossing,
+    body: bytes::Bytes,
+}
+
 impl Run<'_> {
+    fn parsed(&self) -> Option<&Value> {
+        self.parsed
+            .get_or_init(|| serde_json::from_slice(&self.body.bytes).ok())
+            .as_ref()
+    }
+
+    /// The crossing and body for a target, or why it cannot serve this request.
+    fn prepare(&self, index: usize) -> Result<Prepared, Unsupported> {
+        let route = &self.policy.routes[self.route];
+        let target = &route.targets[index];
+        let model = target.model_for(&self.body.model);
+        let crossing = Crossing::new(self.operation, target.provider.api, || self.parsed())?;
+        let body = crossing.request_body(
+            || self.body.with_model(model),
+            self.parsed(),
+            model,
+            route.max_tokens,
+        )?;
+        Ok(Prepared { crossing, body })
+    }
+
     /// Runs one attempt; `Some` when the app has its answer.
-    async fn attempt(&mut self, index: usize, admission: Admission) -> Option<Response<Body>> {
+    async fn attempt(
+        &mut self,
+        index: usize,
+        admission: Admission,
+        prepared: Prepared,
+    ) -> Option<Response<Body>> {
         let route = &self.policy.routes[self.route];
         let target = &route.targets[index];
         if let Some((from, outcome, _)) = &self.last {
@@ -174,7 +211,9 @@ impl Run<'_> {
             operation: self.operation,
             headers: self.headers,
             model,
-            body: self.body.with_model(model),
+            requested_model: &self.body.model,
+            crossing: prepared.crossing,
+            body: prepared.body,
             stream: self.body.stream,
             started: self.started,
             deadline: self.deadline,
@@ -220,8 +259,15 @@ impl Run<'_> {
             ));
             return Err(finish_error(self.policy, self.route, error));
         };
+        let Ok(prepared) = self.prepare(index) else {
+            return Err(finish_error(
+                self.policy,
+                self.route,
+                ProxyError::AllFailed(self.describe_last()),
+            ));
+        };
         let admission = route.targets[index].state.admit_forced();
-        if let Some(response) = self.attempt(index, admission).await {
+        if let Some(response) = self.attempt(index, admission, prepared).await {
             return Ok(response);
         }
         let now = Instant::now();

@@ -3,6 +3,7 @@
 //! is never an open proxy.
 
 pub mod attempt;
+pub mod crossing;
 pub mod events;
 pub mod failover;
 pub mod inbound;

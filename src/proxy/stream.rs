@@ -20,7 +20,8 @@ use crate::classify::FailReason;
 use crate::policy::spec::ApiKind;
 use crate::proxy::attempt::Settle;
 use crate::proxy::events::{inspect, EventKind, Usage};
-use crate::sse::{format_event, Parser};
+use crate::sse::{format_event, Event, Parser};
+use crate::translate::StreamTranslator;
 
 /// A committed stream on its way to the app.
 pub struct StreamBody {
@@ -28,7 +29,11 @@ pub struct StreamBody {
     parser: Parser,
     /// Whole events ready to send, in order.
     ready: VecDeque<Bytes>,
-    dialect: ApiKind,
+    /// The target's dialect, in which events are inspected.
+    upstream_dialect: ApiKind,
+    /// The app's dialect, in which a failure is reported.
+    inbound_dialect: ApiKind,
+    translator: Option<Box<dyn StreamTranslator>>,
     usage: Usage,
     idle: Duration,
     deadline: Instant,
@@ -49,13 +54,27 @@ pub struct Committed {
     pub usage: Usage,
     /// Whether the upstream already ended cleanly.
     pub ended: bool,
+    /// Translates the target's events into the app's dialect, when they differ.
+    pub translator: Option<Box<dyn StreamTranslator>>,
+}
+
+/// Queues an event for the app: its own bytes, or its translation.
+pub fn emit(
+    translator: &mut Option<Box<dyn StreamTranslator>>,
+    event: Event,
+    out: &mut VecDeque<Bytes>,
+) {
+    match translator {
+        Some(translator) => out.extend(translator.event(&event)),
+        None => out.push_back(event.raw),
+    }
 }
 
 impl StreamBody {
     /// Continues a stream past its commit point.
     pub fn new(
         committed: Committed,
-        dialect: ApiKind,
+        (upstream_dialect, inbound_dialect): (ApiKind, ApiKind),
         idle: Duration,
         deadline: Instant,
         settle: Settle,
@@ -64,7 +83,9 @@ impl StreamBody {
             upstream: committed.upstream,
             parser: committed.parser,
             ready: committed.ready,
-            dialect,
+            upstream_dialect,
+            inbound_dialect,
+            translator: committed.translator,
             usage: committed.usage,
             idle,
             deadline,
@@ -84,8 +105,15 @@ impl StreamBody {
         if let Some(settle) = self.settle.take() {
             settle.finish(failure.map_or(Ok(self.usage), Err));
         }
-        if let Some(reason) = failure {
-            self.ready.push_back(error_event(self.dialect, reason));
+        match failure {
+            Some(reason) => self
+                .ready
+                .push_back(error_event(self.inbound_dialect, reason)),
+            None => {
+                if let Some(translator) = &mut self.translator {
+                    self.ready.extend(translator.finish());
+                }
+            }
         }
     }
 
@@ -93,21 +121,23 @@ impl StreamBody {
     fn absorb(&mut self, chunk: &[u8]) {
         self.parser.push(chunk);
         while let Some(event) = self.parser.next_event() {
-            match inspect(self.dialect, &event, &mut self.usage) {
+            match inspect(self.upstream_dialect, &event, &mut self.usage) {
                 EventKind::End => {
-                    self.ready.push_back(event.raw);
+                    emit(&mut self.translator, event, &mut self.ready);
                     self.finish(None);
                     return;
                 }
                 EventKind::Error => {
-                    self.ready.push_back(event.raw);
+                    emit(&mut self.translator, event, &mut self.ready);
                     self.done = true;
                     if let Some(settle) = self.settle.take() {
                         settle.finish(Err(FailReason::StreamError));
                     }
                     return;
                 }
-                EventKind::Lifecycle | EventKind::Content => self.ready.push_back(event.raw),
+                EventKind::Lifecycle | EventKind::Content => {
+                    emit(&mut self.translator, event, &mut self.ready)
+                }
             }
         }
     }

@@ -1,0 +1,128 @@
+//! Crossing vendors: when a target speaks the other dialect than the app, the request is
+//! translated on the way out, and the reply, its stream and its errors on the way back, so
+//! an OpenAI SDK call can be answered by Claude (and the reverse) without the app noticing.
+//! Same-dialect targets pass bytes through untouched.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::policy::spec::ApiKind;
+use crate::proxy::upstream::Operation;
+use crate::translate::{
+    self, AnthropicToOpenaiStream, OpenaiToAnthropicStream, StreamTranslator, Unsupported,
+};
+
+/// `max_tokens` for an Anthropic target when neither the request nor the route sets one.
+const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// How an attempt's bytes cross between the app's dialect and the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// Same dialect: bytes pass through.
+    Native,
+    /// The app speaks OpenAI, the target Anthropic.
+    OpenaiToAnthropic {
+        /// Whether the app asked for the usage chunk of a stream.
+        include_usage: bool,
+    },
+    /// The app speaks Anthropic, the target OpenAI.
+    AnthropicToOpenai,
+}
+
+impl Crossing {
+    /// The crossing for sending `operation` to a target of `target_api`; `request` is the
+    /// app's parsed body, needed only when dialects differ.
+    pub fn new<'v>(
+        operation: Operation,
+        target_api: ApiKind,
+        request: impl FnOnce() -> Option<&'v Value>,
+    ) -> Result<Crossing, Unsupported> {
+        match (operation.dialect(), target_api.dialect()) {
+            (from, to) if from == to => Ok(Crossing::Native),
+            _ if operation == Operation::Embeddings => {
+                Err(Unsupported("Anthropic has no embeddings API".to_owned()))
+            }
+            (ApiKind::Anthropic, _) => Ok(Crossing::AnthropicToOpenai),
+            _ => {
+                let include_usage = request()
+                    .and_then(|r| {
+                        r.pointer("/stream_options/include_usage")
+                            .and_then(Value::as_bool)
+                    })
+                    .unwrap_or(false);
+                Ok(Crossing::OpenaiToAnthropic { include_usage })
+            }
+        }
+    }
+
+    /// The body to send to the target.
+    pub fn request_body(
+        &self,
+        native: impl FnOnce() -> Bytes,
+        request: Option<&Value>,
+        target_model: &str,
+        max_tokens: Option<u32>,
+    ) -> Result<Bytes, Unsupported> {
+        let translated = match (self, request) {
+            (Crossing::Native, _) => return Ok(native()),
+            (_, None) => {
+                return Err(Unsupported(
+                    "the request body is not a JSON object".to_owned(),
+                ))
+            }
+            (Crossing::OpenaiToAnthropic { .. }, Some(req)) => {
+                translate::openai_to_anthropic_request(
+                    req,
+                    target_model,
+                    max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                )?
+            }
+            (Crossing::AnthropicToOpenai, Some(req)) => {
+                translate::anthropic_to_openai_request(req, target_model)?
+            }
+        };
+        Ok(Bytes::from(translated.to_string()))
+    }
+
+    /// A complete (non-streamed) success body in the app's dialect.
+    pub fn response_body(&self, body: Bytes, requested_model: &str) -> Bytes {
+        let convert: fn(&Value, &str) -> Value = match self {
+            Crossing::Native => return body,
+            Crossing::OpenaiToAnthropic { .. } => translate::anthropic_to_openai_response,
+            Crossing::AnthropicToOpenai => translate::openai_to_anthropic_response,
+        };
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(value) => Bytes::from(convert(&value, requested_model).to_string()),
+            Err(_) => body,
+        }
+    }
+
+    /// A provider's error, passed back in the app's dialect.
+    pub fn error_body(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+        let (code, value) = match self {
+            Crossing::Native => return (status, body),
+            Crossing::OpenaiToAnthropic { .. } => {
+                translate::error_to_openai(status.as_u16(), &body)
+            }
+            Crossing::AnthropicToOpenai => translate::error_to_anthropic(status.as_u16(), &body),
+        };
+        (
+            StatusCode::from_u16(code).unwrap_or(status),
+            Bytes::from(value.to_string()),
+        )
+    }
+
+    /// The incremental stream translator, when dialects differ.
+    pub fn stream_translator(&self, requested_model: &str) -> Option<Box<dyn StreamTranslator>> {
+        match self {
+            Crossing::Native => None,
+            Crossing::OpenaiToAnthropic { include_usage } => Some(Box::new(
+                AnthropicToOpenaiStream::new(requested_model, *include_usage),
+            )),
+            Crossing::AnthropicToOpenai => {
+                Some(Box::new(OpenaiToAnthropicStream::new(requested_model)))
+            }
+        }
+    }
+}
