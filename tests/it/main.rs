@@ -3,6 +3,7 @@
 mod support;
 
 mod admin;
+mod crossing;
 mod failover;
 mod inbound;
 mod streaming;

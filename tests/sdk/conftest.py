@@ -89,6 +89,14 @@ routes:
     targets:
       - {{provider: primary, model: gpt-4o}}
       - {{provider: secondary, model: gpt-4o-mini}}
+  - model: cross-gpt
+    targets:
+      - {{provider: primary, model: gpt-4o}}
+      - {{provider: claude-backup, model: claude-haiku-4-5}}
+  - model: cross-claude
+    targets:
+      - {{provider: claude, model: claude-sonnet-4-5}}
+      - {{provider: secondary, model: gpt-4o-mini}}
   - model: claude-chat
     targets:
       - {{provider: claude}}
