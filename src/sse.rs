@@ -34,8 +34,13 @@ impl Event {
 pub struct Parser {
     buf: BytesMut,
     /// Where the next line starts within `buf`: bytes before it belong to lines already
-    /// seen of the event being assembled, so no byte is scanned twice.
+    /// seen of the event being assembled.
     line_start: usize,
+    /// How far past `line_start` is known to hold no line end, so a line arriving in many
+    /// small reads is not rescanned from its start each time.
+    scanned: usize,
+    /// Whether a line has been read yet: a byte-order mark is dropped only there.
+    seen_line: bool,
     event: Option<String>,
     data: Option<String>,
     eof: bool,
@@ -65,12 +70,19 @@ impl Parser {
     /// The next complete event, or `None` until more bytes arrive.
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
-            let rest = &self.buf[self.line_start..];
-            let (len, eol) = find_line_end(rest, self.eof)?;
-            let line_end = self.line_start + len;
+            let from = self.scanned.max(self.line_start);
+            let (line_end, eol) = match find_line_end(&self.buf[from..], self.eof) {
+                LineEnd::Found(offset, eol) => (from + offset, eol),
+                LineEnd::Pending(clean) => {
+                    self.scanned = from + clean;
+                    return None;
+                }
+            };
+            let len = line_end - self.line_start;
             if len == 0 {
                 let raw = self.buf.split_to(line_end + eol).freeze();
                 self.line_start = 0;
+                self.scanned = 0;
                 return Some(Event {
                     event: self.event.take(),
                     data: self.data.take().unwrap_or_default(),
@@ -78,13 +90,18 @@ impl Parser {
                 });
             }
             let line = String::from_utf8_lossy(&self.buf[self.line_start..line_end]).into_owned();
-            self.field(&line);
+            let line = if self.seen_line {
+                line.as_str()
+            } else {
+                line.trim_start_matches('\u{feff}')
+            };
+            self.seen_line = true;
+            self.field(line);
             self.line_start = line_end + eol;
         }
     }
 
     fn field(&mut self, line: &str) {
-        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
         if line.starts_with(':') {
             return;
         }
@@ -106,18 +123,26 @@ impl Parser {
     }
 }
 
-/// Length of the first line and of its terminator; `None` when no complete line is there.
+/// Where the first line of `bytes` ends.
+enum LineEnd {
+    /// Offset of the terminator and its length.
+    Found(usize, usize),
+    /// No complete line yet; the first this many bytes hold no line end.
+    Pending(usize),
+}
+
 /// A CR at the very end may be the first half of a CRLF, so it waits for the next byte
 /// unless the stream has ended.
-fn find_line_end(bytes: &[u8], eof: bool) -> Option<(usize, usize)> {
-    let i = bytes.iter().position(|&b| b == b'\n' || b == b'\r')?;
-    match bytes[i] {
-        b'\n' => Some((i, 1)),
-        _ => match bytes.get(i + 1) {
-            Some(b'\n') => Some((i, 2)),
-            Some(_) => Some((i, 1)),
-            None => eof.then_some((i, 1)),
-        },
+fn find_line_end(bytes: &[u8], eof: bool) -> LineEnd {
+    let Some(i) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') else {
+        return LineEnd::Pending(bytes.len());
+    };
+    match (bytes[i], bytes.get(i + 1)) {
+        (b'\n', _) => LineEnd::Found(i, 1),
+        (_, Some(b'\n')) => LineEnd::Found(i, 2),
+        (_, Some(_)) => LineEnd::Found(i, 1),
+        (_, None) if eof => LineEnd::Found(i, 1),
+        (_, None) => LineEnd::Pending(i),
     }
 }
 
@@ -174,6 +199,13 @@ mod tests {
             evs.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
             ["a", "b"]
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_only_at_the_start() {
+        let evs = all(&["\u{feff}data: a\n\n\u{feff}data: b\n\n".as_bytes()]);
+        assert_eq!(evs[0].data, "a");
+        assert_eq!(evs[1].data, "", "a BOM mid-stream makes an unknown field");
     }
 
     #[test]
