@@ -139,3 +139,69 @@ async fn embeddings_are_proxied() {
     assert_eq!(reply.json()["object"], "list");
     assert_eq!(primary.stats().recent[0].path, "/v1/embeddings");
 }
+
+#[tokio::test]
+async fn azure_passthrough_and_file_keys_reach_the_right_provider() {
+    let mock = MockServer::start("edge").await.unwrap();
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key_file.path(), "azure-key-from-file\n").unwrap();
+    let policy = format!(
+        r#"
+providers:
+  - {{name: azure, api: azure-openai, baseUrl: "{u}", apiVersion: "2024-10-21", auth: {{apiKey: {{fromFile: "{k}"}}}}}}
+  - {{name: own-key, api: openai, baseUrl: "{u}/v1", auth: {{passthrough: true}}}}
+  - {{name: own-key-claude, api: anthropic, baseUrl: "{u}", auth: {{passthrough: true}}}}
+routes:
+  - {{model: azure-gpt, targets: [{{provider: azure, model: my-deployment}}]}}
+  - {{model: mine, targets: [{{provider: own-key}}]}}
+  - {{model: cross, targets: [{{provider: own-key-claude, model: claude-x}}]}}
+"#,
+        u = mock.url(),
+        k = key_file.path().display()
+    );
+    let sidecar = Sidecar::start(&policy).await;
+    let auth = [("authorization", "Bearer sk-app-own")];
+
+    let reply = post(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("azure-gpt", false),
+        &auth,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let sent = &mock.stats().recent[0];
+    assert_eq!(
+        sent.path,
+        "/openai/deployments/my-deployment/chat/completions"
+    );
+    assert_eq!(sent.query.as_deref(), Some("api-version=2024-10-21"));
+    assert_eq!(sent.headers["api-key"], "azure-key-from-file");
+    assert!(!sent.headers.contains_key("authorization"));
+
+    post(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("mine", false),
+        &auth,
+    )
+    .await;
+    assert_eq!(
+        mock.stats().recent[1].headers["authorization"],
+        "Bearer sk-app-own",
+        "passthrough to the same kind"
+    );
+
+    let reply = post(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("cross", false),
+        &auth,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let sent = &mock.stats().recent[2];
+    assert_eq!(sent.path, "/v1/messages");
+    assert!(
+        !sent.headers.contains_key("x-api-key"),
+        "an OpenAI key never goes to an Anthropic provider"
+    );
+    assert!(!sent.headers.contains_key("authorization"));
+}
