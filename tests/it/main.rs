@@ -5,4 +5,5 @@ mod support;
 mod admin;
 mod failover;
 mod inbound;
+mod live;
 mod streaming;
