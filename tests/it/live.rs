@@ -114,6 +114,7 @@ async fn dropped_watch_and_410_gone_resync_without_missing_an_update() {
     let sidecar = Sidecar::start_with(resource_args(&fake, "llm")).await;
     sidecar.wait_generation(1, 5 * SECOND).await;
     fake.bookmark();
+    let lists_at_start = fake.lists();
 
     // The connection drops and the update happens while nobody is watching: the
     // watcher resumes from its resourceVersion and is sent what it missed.
@@ -126,6 +127,10 @@ async fn dropped_watch_and_410_gone_resync_without_missing_an_update() {
     sidecar.wait_generation(2, 5 * SECOND).await;
     assert_eq!(sidecar.chat("b").await.status, 200);
     let lists_before = fake.lists();
+    assert_eq!(
+        lists_before, lists_at_start,
+        "a dropped watch resumes without a relist"
+    );
 
     // Same, but history was compacted: resuming gets 410 Gone, so the watcher relists.
     fake.put_routing_policy_while_disconnected(
