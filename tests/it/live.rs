@@ -371,3 +371,28 @@ fn committed_crds_equal_the_generated_one() {
         );
     }
 }
+
+#[test]
+fn the_crd_schema_rejects_what_validation_rejects_where_it_can() {
+    let crd: serde_json::Value = serde_yaml::from_str(&switchyard::policy::crd_yaml()).unwrap();
+    let version = &crd["spec"]["versions"][0];
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    assert_eq!(spec["providers"]["x-kubernetes-list-type"], "map");
+    assert_eq!(spec["providers"]["x-kubernetes-list-map-keys"][0], "name");
+    assert_eq!(spec["routes"]["minItems"], 1);
+    let rate = &spec["circuitBreaker"]["properties"]["failureRate"];
+    assert_eq!(rate["exclusiveMinimum"], true);
+    assert_eq!(rate["minimum"], 0.0);
+    assert_eq!(rate["maximum"], 1.0);
+    let route = &spec["routes"]["items"]["properties"];
+    assert_eq!(route["maxAttempts"]["minimum"], 1.0);
+    assert_eq!(route["targets"]["minItems"], 1);
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Routes", "Age"]);
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "rp");
+}
