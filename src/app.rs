@@ -131,8 +131,14 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
             source,
         })?;
     let source = source.spawn();
-    let generation = shared.policy().map(|policy| policy.generation);
-    tracing::info!(%proxy_addr, %admin_addr, ?generation, "switchyard is serving");
+    match shared.policy() {
+        Some(policy) => {
+            tracing::info!(%proxy_addr, %admin_addr, generation = policy.generation, "switchyard is serving");
+        }
+        None => {
+            tracing::info!(%proxy_addr, %admin_addr, "switchyard is serving; not ready until the first policy loads");
+        }
+    }
 
     let (stop, stopped) = watch::channel(false);
     let (admin_stop, admin_stopped) = watch::channel(false);

@@ -107,6 +107,30 @@ async fn invalid_edit_keeps_policy_counts_and_records_a_warning_event() {
 }
 
 #[tokio::test]
+async fn a_malformed_routing_policy_is_reported_and_never_served() {
+    let upstream = mock().await;
+    let fake = FakeKube::start().await;
+    let mut spec = spec_json(&policy(&upstream, &["gpt-4o"]));
+    spec["routes"][0]["fallback"] = serde_json::json!(true);
+    fake.put_routing_policy(NS, "llm", spec);
+    let sidecar = Sidecar::start_with(resource_args(&fake, "llm")).await;
+    let events = fake.wait_events(1, 5 * SECOND).await;
+    assert_eq!(events[0]["regarding"]["kind"], "RoutingPolicy");
+    assert_eq!(
+        events[0]["regarding"]["apiVersion"],
+        "switchyard.dev/v1alpha1"
+    );
+    let note = events[0]["note"].as_str().unwrap();
+    assert!(note.contains("routes[0].fallback: unknown field"), "{note}");
+    assert_eq!(get(&sidecar.admin("/readyz")).await.status, 503);
+
+    fake.put_routing_policy(NS, "llm", spec_json(&policy(&upstream, &["gpt-4o"])));
+    sidecar.wait_generation(1, SECOND).await;
+    assert_eq!(get(&sidecar.admin("/readyz")).await.status, 200);
+    assert_eq!(sidecar.chat("gpt-4o").await.status, 200);
+}
+
+#[tokio::test]
 async fn dropped_watch_and_410_gone_resync_without_missing_an_update() {
     let upstream = mock().await;
     let fake = FakeKube::start().await;
