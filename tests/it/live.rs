@@ -29,6 +29,14 @@ fn policy(mock: &MockServer, routes: &[&str]) -> String {
     text
 }
 
+/// Replaces a file as editors and kubelet do (write aside, rename over), so the watcher
+/// never reads a half-written policy.
+fn replace_file(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let aside = path.with_extension("tmp");
+    std::fs::write(&aside, text)?;
+    std::fs::rename(aside, path)
+}
+
 fn spec_json(text: &str) -> serde_json::Value {
     serde_yaml::from_str(text).unwrap()
 }
@@ -353,7 +361,7 @@ async fn an_open_breaker_stays_open_across_a_reload_that_keeps_its_target() {
     let text = two_target_policy(&primary, &secondary, "");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, &text).unwrap();
+    replace_file(&path, &text).unwrap();
     let sidecar = Sidecar::start_with(RunArgs::loopback(Some(path.clone()))).await;
     let opened = post(
         &sidecar.admin("/breakers/primary/gpt-4o/open?for=60s"),
@@ -368,7 +376,7 @@ async fn an_open_breaker_stays_open_across_a_reload_that_keeps_its_target() {
         "routes:\n",
         "routes:\n  - model: extra\n    targets: [{provider: secondary, model: gpt-4o-mini}]\n",
     );
-    std::fs::write(&path, edited).unwrap();
+    replace_file(&path, edited).unwrap();
     sidecar.wait_generation(2, SECOND).await;
 
     let breakers = sidecar.breakers().await;
@@ -382,6 +390,56 @@ async fn an_open_breaker_stays_open_across_a_reload_that_keeps_its_target() {
     let reply = sidecar.chat("gpt-4o").await;
     assert_eq!(reply.header("x-switchyard-provider"), "secondary");
     assert_eq!(primary.calls(), 0);
+
+    // A reload that changes the target (another model) drops its state: changing it
+    // back starts from a fresh, closed breaker.
+    replace_file(
+        &path,
+        text.replace(
+            "model: gpt-4o\n      - provider: secondary",
+            "model: gpt-4o-2\n      - provider: secondary",
+        ),
+    )
+    .unwrap();
+    sidecar.wait_generation(3, SECOND).await;
+    replace_file(&path, &text).unwrap();
+    sidecar.wait_generation(4, SECOND).await;
+    let reply = sidecar.chat("gpt-4o").await;
+    assert_eq!(
+        reply.header("x-switchyard-provider"),
+        "primary",
+        "{}",
+        sidecar.breakers().await
+    );
+}
+
+#[tokio::test]
+async fn a_stream_in_flight_finishes_on_its_snapshot_across_a_swap() {
+    let upstream = mock().await;
+    upstream.set_faults(faults(
+        serde_json::json!({"chunks": 6, "chunkInterval": "50ms"}),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    replace_file(&path, policy(&upstream, &["old"])).unwrap();
+    let sidecar = Sidecar::start_with(RunArgs::loopback(Some(path.clone()))).await;
+    let response = post_stream(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("old", true),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+
+    // The route the stream is on disappears while it runs.
+    replace_file(&path, policy(&upstream, &["new"])).unwrap();
+    sidecar.wait_generation(2, SECOND).await;
+    assert_eq!(sidecar.chat("old").await.status, 404);
+    let events = stream_events(response).await;
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
 }
 
 #[test]
