@@ -6,4 +6,5 @@ mod admin;
 mod failover;
 mod inbound;
 mod live;
+mod live_file;
 mod streaming;
