@@ -156,3 +156,61 @@ impl Drop for SourceTask {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+providers:
+  - {name: a, api: openai, baseUrl: "http://127.0.0.1:1/v1", auth: {apiKey: {fromEnv: K}}}
+routes:
+  - {model: m, targets: [{provider: a}]}
+"#;
+
+    fn reloader() -> Reloader {
+        Reloader::new(Arc::new(Shared::new(1024)))
+    }
+
+    #[test]
+    fn a_valid_policy_is_installed_once() {
+        let reloader = reloader();
+        assert_eq!(reloader.offer(GOOD, "test"), Outcome::Installed(1));
+        assert_eq!(reloader.offer(GOOD, "test"), Outcome::Unchanged);
+        let reformatted = format!("# the same policy\n{GOOD}");
+        assert_eq!(reloader.offer(&reformatted, "test"), Outcome::Unchanged);
+        assert!(reloader.shared.is_ready());
+    }
+
+    #[test]
+    fn an_invalid_policy_never_replaces_a_good_one() {
+        let reloader = reloader();
+        reloader.offer(GOOD, "test");
+        let broken = GOOD.replace("provider: a", "provider: b");
+        let Outcome::Invalid(errors) = reloader.offer(&broken, "test") else {
+            panic!("accepted a route to a missing provider");
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("routes[0].targets[0].provider:"),
+            "{errors:?}"
+        );
+        let running = reloader.shared.policy().expect("still loaded");
+        assert_eq!(running.generation, 1);
+        assert_eq!(
+            reloader.offer(GOOD, "test"),
+            Outcome::Unchanged,
+            "reverting is a no-op"
+        );
+    }
+
+    #[test]
+    fn nothing_is_ready_before_a_good_policy() {
+        let reloader = reloader();
+        assert!(matches!(
+            reloader.offer("routes: []", "test"),
+            Outcome::Invalid(_)
+        ));
+        assert!(!reloader.shared.is_ready());
+    }
+}
