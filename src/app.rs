@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::policy::load;
 use crate::shared::Shared;
+use crate::source::{self, SourceTask};
 use crate::{admin, proxy, server};
 
 /// Flags of `switchyard run`.
@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// Policy from a RoutingPolicy resource: `[NS/]NAME`.
     #[arg(long, group = "source")]
     pub policy_resource: Option<String>,
+    /// Kubernetes client configuration for the two sources above; in-cluster if unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
     /// How long in-flight requests (streams included) may finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -51,6 +54,7 @@ impl RunArgs {
             policy_file,
             policy_configmap: None,
             policy_resource: None,
+            kubeconfig: None,
             drain_timeout: Duration::from_secs(30),
             max_body_bytes: 32 << 20,
         }
@@ -83,6 +87,7 @@ pub struct Running {
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<bool>>,
+    _source: Option<SourceTask>,
 }
 
 impl Running {
@@ -103,10 +108,14 @@ impl Running {
     }
 }
 
-/// Loads the policy, binds both listeners and starts serving.
+/// Opens the policy source (a bad file policy fails here, before any port is bound),
+/// binds both listeners and starts serving. A Kubernetes source loads in the background:
+/// `/readyz` is 503 until its first good policy.
 pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
-    let spec = initial_policy(args)?;
     let shared = Arc::new(Shared::new(args.max_body_bytes));
+    let source = source::open(args, Arc::clone(&shared))
+        .await
+        .map_err(|e| StartError::Config(vec![e.to_string()]))?;
     let proxy_listener = bind(args.listen).await?;
     let admin_listener = bind(args.admin).await?;
     let proxy_addr = proxy_listener
@@ -121,8 +130,15 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
             addr: args.admin,
             source,
         })?;
-    let generation = shared.install(spec);
-    tracing::info!(%proxy_addr, %admin_addr, generation, "switchyard is serving");
+    let source = source.spawn();
+    match shared.policy() {
+        Some(policy) => {
+            tracing::info!(%proxy_addr, %admin_addr, generation = policy.generation, "switchyard is serving");
+        }
+        None => {
+            tracing::info!(%proxy_addr, %admin_addr, "switchyard is serving; not ready until the first policy loads");
+        }
+    }
 
     let (stop, stopped) = watch::channel(false);
     let (admin_stop, admin_stopped) = watch::channel(false);
@@ -156,6 +172,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         shared,
         stop,
         tasks: vec![proxy_task, admin_task],
+        _source: source,
     })
 }
 
@@ -163,18 +180,6 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
-}
-
-fn initial_policy(args: &RunArgs) -> Result<crate::policy::spec::PolicySpec, StartError> {
-    if args.policy_configmap.is_some() || args.policy_resource.is_some() {
-        return Err(StartError::Config(vec![
-            "--policy-configmap and --policy-resource are not available in this build; use --policy-file".into(),
-        ]));
-    }
-    match &args.policy_file {
-        Some(path) => load::load_file(path).map_err(|e| StartError::Config(vec![e.to_string()])),
-        None => Ok(load::embedded_default()),
-    }
 }
 
 /// `switchyard run`: serves until SIGTERM or Ctrl-C, then drains.

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod shared;
+pub mod source;
 pub mod sse;
 pub mod target;
 pub mod translate;

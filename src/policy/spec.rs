@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
     /// Upstream LLM APIs the sidecar may call; nothing else is ever contacted.
+    /// Keyed by name, so the API server rejects duplicates as validation does.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub providers: Vec<ProviderSpec>,
     /// Routes by requested model; `"*"` catches models no other route names.
     #[serde(default)]
@@ -158,6 +160,7 @@ impl TimeoutsSpec {
 #[serde(rename_all = "camelCase")]
 pub struct RouteSpec {
     /// The model name the app sends; `"*"` catches the rest.
+    #[schemars(regex(pattern = r"\S"))]
     pub model: String,
     /// Only for inbound calls of this format (`openai` or `anthropic`); both when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,12 +173,14 @@ pub struct RouteSpec {
     pub targets: Vec<TargetSpec>,
     /// Targets tried per request (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_attempts: Option<u32>,
     /// Total deadline per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<DurationStr>,
     /// `max_tokens` to send to a target that requires one when the request has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_tokens: Option<u32>,
 }
 
@@ -213,9 +218,11 @@ pub struct TargetSpec {
     pub provider: String,
     /// Model to send; the requested model unchanged when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"\S"))]
     pub model: Option<String>,
     /// Relative share for `weighted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub weight: Option<u32>,
     /// USD per million tokens, for `cost`, `balanced` and cost metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,9 +238,11 @@ pub struct TargetSpec {
 pub struct PriceSpec {
     /// Prompt tokens.
     #[serde(default, rename = "inputPerMTok")]
+    #[schemars(range(min = 0.0))]
     pub input_per_mtok: f64,
     /// Completion tokens.
     #[serde(default, rename = "outputPerMTok")]
+    #[schemars(range(min = 0.0))]
     pub output_per_mtok: f64,
 }
 
@@ -246,12 +255,15 @@ pub struct BreakerSpec {
     pub window: Option<DurationStr>,
     /// No rate verdict below this many calls in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub minimum_calls: Option<u32>,
     /// Open at or above this failure rate, in (0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0), extend("exclusiveMinimum" = true))]
     pub failure_rate: Option<f64>,
     /// Open at this many failures in a row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub consecutive_failures: Option<u32>,
     /// What counts as slow, and the slow rate that opens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,6 +276,7 @@ pub struct BreakerSpec {
     pub max_open_for: Option<DurationStr>,
     /// Probes admitted when half-open; all must succeed to close.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub half_open_calls: Option<u32>,
 }
 
@@ -282,6 +295,7 @@ pub struct SlowCallSpec {
     pub first_byte: Option<DurationStr>,
     /// Open at or above this slow rate, in (0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0), extend("exclusiveMinimum" = true))]
     pub rate: Option<f64>,
 }
 
@@ -309,9 +323,11 @@ impl RateLimitSpec {
 pub struct RetryBudgetSpec {
     /// Extra attempts per request, in (0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0), extend("exclusiveMinimum" = true))]
     pub ratio: Option<f64>,
     /// Extra attempts always allowed per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
     pub min_per_second: Option<f64>,
 }
 

@@ -7,4 +7,6 @@ mod cli;
 mod crossing;
 mod failover;
 mod inbound;
+mod live;
+mod live_file;
 mod streaming;

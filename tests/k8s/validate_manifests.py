@@ -27,7 +27,8 @@ def validate_object(obj, version):
     api_version = obj.get("apiVersion", "")
     if api_version.startswith("switchyard.dev/"):
         try:
-            jsonschema.validate(obj, routing_policy_schema())
+            # A CRD schema is OpenAPI 3.0, whose exclusiveMinimum is a boolean as in draft 4.
+            jsonschema.Draft4Validator(routing_policy_schema()).validate(obj)
         except jsonschema.ValidationError as err:
             return f"{err.json_path}: {err.message}"
         return None

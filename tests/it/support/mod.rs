@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_kube;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ pub use switchyard::mock::{Faults, MockServer};
 /// A sidecar started in-process from a policy text.
 pub struct Sidecar {
     pub running: Running,
-    _policy: tempfile::NamedTempFile,
+    _policy: Option<tempfile::NamedTempFile>,
 }
 
 impl Sidecar {
@@ -31,7 +33,42 @@ impl Sidecar {
         let running = app::start(&args).await.expect("sidecar starts");
         Sidecar {
             running,
-            _policy: file,
+            _policy: Some(file),
+        }
+    }
+
+    /// A sidecar started from explicit flags (listeners on free loopback ports).
+    pub async fn start_with(args: RunArgs) -> Sidecar {
+        let running = app::start(&args).await.expect("sidecar starts");
+        Sidecar {
+            running,
+            _policy: None,
+        }
+    }
+
+    /// The running policy's generation, 0 before the first one loads.
+    pub async fn generation(&self) -> u64 {
+        let reply = get(&self.admin("/policy")).await;
+        if reply.status != 200 {
+            return 0;
+        }
+        reply.json()["generation"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits (polling, bounded by `within`) until the policy reaches `generation`;
+    /// returns how long it took.
+    pub async fn wait_generation(&self, generation: u64, within: Duration) -> Duration {
+        let start = tokio::time::Instant::now();
+        loop {
+            let now = self.generation().await;
+            if now >= generation {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "policy generation {now}, expected {generation} within {within:?}"
+            );
+            tokio::time::sleep(ms(5)).await;
         }
     }
 
