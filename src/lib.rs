@@ -22,4 +22,5 @@ pub mod server;
 pub mod shared;
 pub mod sse;
 pub mod target;
+pub mod telemetry;
 pub mod translate;
