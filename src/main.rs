@@ -94,9 +94,7 @@ fn main() -> ExitCode {
 }
 
 /// Logs to stderr, plus OTLP traces when the standard `OTEL_*` variables ask for them.
-fn init_telemetry(
-    format: LogFormat,
-) -> Result<telemetry::Telemetry, telemetry::TelemetryError> {
+fn init_telemetry(format: LogFormat) -> Result<telemetry::Telemetry, telemetry::TelemetryError> {
     let otlp = telemetry::OtlpConfig::from_env()?;
     telemetry::init(matches!(format, LogFormat::Json), otlp.as_ref())
 }

@@ -97,11 +97,7 @@ impl OtlpConfig {
             (None, None) => return Ok(None),
         };
         let millis = |name: &str, default: u64| {
-            Duration::from_millis(
-                var(name)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(default),
-            )
+            Duration::from_millis(var(name).and_then(|v| v.parse().ok()).unwrap_or(default))
         };
         Ok(Some(Self {
             endpoint,
@@ -184,7 +180,11 @@ impl Telemetry {
 pub fn init(json: bool, otlp: Option<&OtlpConfig>) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let fmt = if json {
+        fmt.json().boxed()
+    } else {
+        fmt.boxed()
+    };
     let provider = otlp.map(provider).transpose()?;
     let otel = provider.as_ref().map(|provider| {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());

@@ -141,9 +141,13 @@ pub fn failed(span: &Span, reason: &str) {
     span.record("otel.status_code", "ERROR");
 }
 
-/// Records an answered attempt: the model that answered, usage and time to first token.
-pub fn usage(span: &Span, model: &str, usage: Usage, ttft: Option<std::time::Duration>) {
+/// Records the model that answered an attempt.
+pub fn response_model(span: &Span, model: &str) {
     span.record("gen_ai.response.model", model);
+}
+
+/// Records a complete answer's usage and time to first token.
+pub fn usage(span: &Span, usage: Usage, ttft: Option<std::time::Duration>) {
     span.record("gen_ai.usage.input_tokens", usage.input);
     span.record("gen_ai.usage.output_tokens", usage.output);
     if let Some(ttft) = ttft {
