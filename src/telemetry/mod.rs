@@ -164,6 +164,16 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// Exports the spans queued so far without waiting for the next batch (tests and
+    /// tools that must see a trace at once).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            if let Err(err) = provider.force_flush() {
+                tracing::debug!(error = %err, "flushing spans failed");
+            }
+        }
+    }
+
     /// Exports every span still queued and stops the exporter (at exit).
     pub fn shutdown(self) {
         if let Some(provider) = self.provider {

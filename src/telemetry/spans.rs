@@ -52,7 +52,11 @@ pub fn call(operation: Operation, headers: &HeaderMap) -> Span {
 
 /// Names the call's span `{operation} {requested model}` once the body is read.
 pub fn requested(span: &Span, operation: Operation, model: &str) {
-    span.record("otel.name", format!("{} {model}", operation.genai_name()));
+    // The OpenTelemetry span has started by now, so rename it there: `otel.name` is
+    // only read before the start.
+    span.context()
+        .span()
+        .update_name(format!("{} {model}", operation.genai_name()));
     span.record("gen_ai.request.model", model);
 }
 

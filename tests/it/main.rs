@@ -6,3 +6,4 @@ mod admin;
 mod failover;
 mod inbound;
 mod streaming;
+mod telemetry;
