@@ -23,4 +23,5 @@ pub mod shared;
 pub mod source;
 pub mod sse;
 pub mod target;
+pub mod telemetry;
 pub mod translate;

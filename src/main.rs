@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::{app, demo, drill, inject, mock, policy};
+use switchyard::{app, demo, drill, inject, mock, policy, telemetry};
 
 /// A failover sidecar for LLM calls.
 #[derive(Parser, Debug)]
@@ -46,11 +46,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime can always be built on this platform");
+    let telemetry = {
+        // The exporter's transports run on this runtime.
+        let _entered = runtime.enter();
+        match init_telemetry(cli.log_format) {
+            Ok(telemetry) => telemetry,
+            Err(err) => {
+                eprintln!("switchyard: {err}");
+                return ExitCode::from(64);
+            }
+        }
+    };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => return app::run(args).await,
@@ -72,6 +82,8 @@ fn main() -> ExitCode {
         }
         .map(|()| ExitCode::SUCCESS)
     });
+    // Flush the spans still queued while the runtime that carries them is alive.
+    telemetry.shutdown();
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -81,14 +93,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+/// Logs to stderr, plus OTLP traces when the standard `OTEL_*` variables ask for them.
+fn init_telemetry(format: LogFormat) -> Result<telemetry::Telemetry, telemetry::TelemetryError> {
+    let otlp = telemetry::OtlpConfig::from_env()?;
+    telemetry::init(matches!(format, LogFormat::Json), otlp.as_ref())
 }

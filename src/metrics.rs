@@ -18,6 +18,11 @@ const LATENCY_BUCKETS: [f64; 16] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 600.0,
 ];
 
+/// Buckets for the sidecar's own share of a call: tens of microseconds to a second.
+const OVERHEAD_BUCKETS: [f64; 12] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
+];
+
 /// Labels of per-route series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -103,6 +108,8 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// The generation of the running policy.
     pub generation: Gauge,
+    /// Time a call spent in the sidecar itself, excluding time waiting on upstreams.
+    pub overhead: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -129,6 +136,7 @@ impl Metrics {
         let cost = Family::default();
         let reloads = Family::default();
         let generation = Gauge::default();
+        let overhead = Histogram::new(OVERHEAD_BUCKETS);
         let r = &mut registry;
         r.register(
             "switchyard_requests",
@@ -180,6 +188,16 @@ impl Metrics {
             "Generation of the running policy",
             generation.clone(),
         );
+        r.register(
+            "switchyard_overhead_seconds",
+            "Time a call spent in the sidecar, excluding time waiting on upstreams",
+            overhead.clone(),
+        );
+        r.register(
+            "switchyard_otlp_spans_dropped",
+            "Spans dropped before reaching the OTLP collector (queue full or export failed)",
+            crate::telemetry::spans_dropped().clone(),
+        );
         Self {
             registry,
             requests,
@@ -192,6 +210,7 @@ impl Metrics {
             cost,
             reloads,
             generation,
+            overhead,
         }
     }
 

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{Breaker, BreakerConfig, CallOutcome, Permit, Snapshot, State, Transition};
 use crate::metrics::{Metrics, TargetMetrics};
+use crate::telemetry::spans;
 
 /// What identifies a target across policy reloads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -240,6 +241,11 @@ impl TargetState {
             from = t.from.as_str(),
             to = t.to.as_str(),
             "circuit breaker transition"
+        );
+        spans::breaker(
+            &format!("{}/{}", self.key.provider, self.key.model),
+            t.from.as_str(),
+            t.to.as_str(),
         );
     }
 

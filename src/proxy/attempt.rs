@@ -24,6 +24,7 @@ use crate::proxy::stream::{emit, Committed, StreamBody};
 use crate::proxy::upstream::{build_request, connect_failure, Operation};
 use crate::sse::Parser;
 use crate::target::Admission;
+use crate::telemetry::spans;
 
 /// Error bodies and non-streamed replies larger than this are treated as broken.
 const MAX_BUFFERED_RESPONSE: usize = 64 << 20;
@@ -88,6 +89,8 @@ pub struct Settle {
     admission: Admission,
     started: Instant,
     ttfb: Option<Duration>,
+    /// The attempt's span: it ends when the answer is complete (for a stream, its end).
+    span: tracing::Span,
 }
 
 impl Settle {
@@ -97,12 +100,14 @@ impl Settle {
 
     /// Records a complete answer (`Ok` with its usage) or a failure after the commit point.
     pub fn finish(self, result: Result<Usage, FailReason>) {
+        let _entered = self.span.enter();
         let now = Instant::now();
         let target = self.target();
         let metrics = &target.state.metrics;
         let route = &self.policy.routes[self.route];
         match result {
             Ok(usage) => {
+                spans::usage(&self.span, usage, self.ttfb);
                 metrics.attempt("success");
                 metrics.input_tokens.inc_by(usage.input);
                 metrics.output_tokens.inc_by(usage.output);
@@ -115,6 +120,7 @@ impl Settle {
                 route.metrics.request("success");
             }
             Err(reason) => {
+                spans::failed(&self.span, reason.as_str());
                 metrics.attempt(reason.as_str());
                 route.metrics.request(reason.as_str());
                 tracing::warn!(
@@ -140,8 +146,8 @@ impl Settle {
     }
 }
 
-/// Runs one attempt with an admission already granted.
-pub async fn run(req: &AttemptRequest<'_>, admission: Admission) -> Attempt {
+/// Runs one attempt with an admission already granted; `span` is the attempt's span.
+pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing::Span) -> Attempt {
     let target = req.target();
     let provider = &target.provider;
     let started = Instant::now();
@@ -153,7 +159,10 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission) -> Attempt {
         req.headers,
         req.body.clone(),
     ) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            spans::inject(span, r.headers_mut());
+            r
+        }
         Err(_) => {
             return fail(
                 admission,
@@ -189,6 +198,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission) -> Attempt {
         }
     };
     let (parts, body) = response.into_parts();
+    spans::status(span, parts.status);
     let idle = provider.timeouts.idle;
     if !parts.status.is_success() {
         let error_body = read_all(body, idle, req.deadline).await.unwrap_or_default();
@@ -222,6 +232,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission) -> Attempt {
         };
     }
     let ttfb = started.elapsed();
+    spans::response_model(span, req.model);
     let is_sse = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -234,12 +245,14 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission) -> Attempt {
         admission,
         started: req.started,
         ttfb: Some(ttfb),
+        span: span.clone(),
     };
     if req.stream && is_sse {
         return stream_until_commit(req, parts, body, settle, first_byte_deadline, started).await;
     }
     match read_all(body, idle, req.deadline).await {
         Ok(bytes) => {
+            spans::completion(span, req.policy.capture_content, &bytes);
             let usage = body_usage(provider.api, &bytes);
             settle.finish(Ok(usage));
             let body = req.crossing.response_body(bytes, req.requested_model);

@@ -24,8 +24,10 @@ use crate::proxy::plan;
 use crate::proxy::upstream::Operation;
 use crate::shared::Shared;
 use crate::target::Admission;
+use crate::telemetry::spans;
 use crate::translate::Unsupported;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 /// Serves one inbound call on the policy snapshot it started with.
 pub async fn serve(
@@ -41,6 +43,7 @@ pub async fn serve(
         .route_index(dialect, &body.model)
         .ok_or_else(|| ProxyError::UnknownModel(body.model.clone()))?;
     let route = &policy.routes[route_index];
+    spans::requested(&tracing::Span::current(), operation, &body.model);
     let strategy = header_str(headers, "x-switchyard-strategy")
         .and_then(Strategy::parse)
         .unwrap_or(route.strategy);
@@ -61,6 +64,7 @@ pub async fn serve(
         started,
         deadline,
         attempts: 0,
+        upstream: Duration::ZERO,
         last: None,
     };
     let order = plan::order(route, strategy, started);
@@ -71,6 +75,7 @@ pub async fn serve(
             Ok(prepared) => prepared,
             Err(unsupported) => {
                 tracing::debug!(route = %route.model, target = %target.label(), reason = %unsupported, "skipping target: unsupported");
+                spans::skipped(&target.label(), "unsupported");
                 continue;
             }
         };
@@ -92,6 +97,7 @@ pub async fn serve(
             Ok(admission) => admission,
             Err((skip, _)) => {
                 tracing::debug!(route = %route.model, target = %target.label(), reason = skip.as_str(), "skipping target");
+                spans::skipped(&target.label(), skip.as_str());
                 continue;
             }
         };
@@ -141,6 +147,8 @@ struct Run<'a> {
     started: Instant,
     deadline: Instant,
     attempts: usize,
+    /// Time spent in attempts, i.e. waiting on upstreams (for the overhead histogram).
+    upstream: Duration,
     /// The last failed attempt: target index, outcome, whether the deadline cut it.
     last: Option<(usize, Outcome, bool)>,
 }
@@ -191,6 +199,7 @@ impl Run<'_> {
                 reason = outcome.label(),
                 "failing over"
             );
+            spans::failover(&from.label(), &target.label(), outcome.label());
             self.ctx
                 .metrics
                 .failovers
@@ -218,7 +227,14 @@ impl Run<'_> {
             started: self.started,
             deadline: self.deadline,
         };
-        match attempt::run(&request, admission).await {
+        let span = spans::attempt(target, self.operation, model, &route.model, self.attempts);
+        spans::prompt(&span, self.policy.capture_content, &request.body);
+        let upstream_started = Instant::now();
+        let attempt = attempt::run(&request, admission, &span)
+            .instrument(span.clone())
+            .await;
+        self.upstream += upstream_started.elapsed();
+        match attempt {
             Attempt::Answered(mut response) => {
                 let headers = response.headers_mut();
                 set(headers, "x-switchyard-route", &route.model);
@@ -231,6 +247,7 @@ impl Run<'_> {
                 outcome,
                 deadline_hit,
             } => {
+                spans::failed(&span, outcome.label());
                 tracing::debug!(route = %route.model, target = %target.label(), outcome = outcome.label(), "attempt failed");
                 self.last = Some((index, outcome, deadline_hit));
                 None
@@ -307,6 +324,14 @@ impl Run<'_> {
             ),
             None => "no attempt could be made".to_owned(),
         }
+    }
+}
+
+impl Drop for Run<'_> {
+    /// The request is answered: what it cost beyond waiting on upstreams is overhead.
+    fn drop(&mut self) {
+        let overhead = self.started.elapsed().saturating_sub(self.upstream);
+        self.ctx.metrics.overhead.observe(overhead.as_secs_f64());
     }
 }
 

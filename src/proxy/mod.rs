@@ -20,7 +20,9 @@ use serde_json::json;
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::shared::Shared;
+use crate::telemetry::spans;
 use inbound::InboundBody;
+use tracing::Instrument as _;
 use upstream::Operation;
 
 /// Handles one inbound request.
@@ -33,7 +35,15 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
     };
     let dialect = failover::dialect_of(operation, request.headers());
     let result = match operation {
-        Some(operation) => call(&shared, operation, request).await,
+        Some(operation) => {
+            let span = spans::call(operation, request.headers());
+            let result = call(&shared, operation, request)
+                .instrument(span.clone())
+                .await;
+            let response = result.unwrap_or_else(|error| error.into_response(dialect));
+            spans::answered(&span, response.status(), response.headers());
+            return response;
+        }
         None if request.method() == Method::GET && request.uri().path() == "/v1/models" => {
             models(&shared)
         }

@@ -40,7 +40,8 @@ impl Upstreams {
     }
 }
 
-fn build_client(connect_timeout: Duration) -> Client {
+/// A pooled client over rustls (HTTP/1.1 and HTTP/2 by ALPN) with this connect timeout.
+pub fn build_client(connect_timeout: Duration) -> Client {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

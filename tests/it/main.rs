@@ -10,3 +10,4 @@ mod inbound;
 mod live;
 mod live_file;
 mod streaming;
+mod telemetry;

@@ -18,6 +18,8 @@ use switchyard::app::{self, RunArgs, Running};
 
 pub use switchyard::mock::{Faults, MockServer};
 
+pub mod otlp;
+
 /// A sidecar started in-process from a policy text.
 pub struct Sidecar {
     pub running: Running,

@@ -1,0 +1,238 @@
+//! The spans and span events of DESIGN §7: a SERVER span per inbound call, a CLIENT span
+//! per attempt, GenAI semantic-convention attributes, and W3C context in and out.
+//! Invariant: nothing here reads or records credentials, and prompt or completion text
+//! is recorded only when the policy's `telemetry.captureContent` is true.
+
+use http::HeaderMap;
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::KeyValue;
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tracing::field::Empty;
+use tracing::{Metadata, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::FilterFn;
+
+use crate::policy::spec::ApiKind;
+use crate::policy::Target;
+use crate::proxy::events::Usage;
+use crate::proxy::upstream::Operation;
+
+/// The OpenTelemetry layer sees this crate's spans only: logs stay logs.
+pub fn filter() -> FilterFn<fn(&Metadata<'_>) -> bool> {
+    FilterFn::new(|meta: &Metadata<'_>| meta.is_span() && meta.target().starts_with("switchyard"))
+}
+
+/// The SERVER span of one inbound call, child of the app's `traceparent` if it sent one.
+pub fn call(operation: Operation, headers: &HeaderMap) -> Span {
+    let span = tracing::info_span!(
+        "call",
+        otel.name = operation.genai_name(),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        gen_ai.operation.name = operation.genai_name(),
+        gen_ai.request.model = Empty,
+        gen_ai.response.model = Empty,
+        http.response.status_code = Empty,
+        error.type = Empty,
+        switchyard.route = Empty,
+        switchyard.provider = Empty,
+        switchyard.attempts = Empty,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
+    if parent.span().span_context().is_valid() {
+        // Fails only when the OpenTelemetry layer is absent: then there is no trace.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// Names the call's span `{operation} {requested model}` once the body is read.
+pub fn requested(span: &Span, operation: Operation, model: &str) {
+    // The OpenTelemetry span has started by now, so rename it there: `otel.name` is
+    // only read before the start.
+    span.context()
+        .span()
+        .update_name(format!("{} {model}", operation.genai_name()));
+    span.record("gen_ai.request.model", model);
+}
+
+/// Records how the call ended, from the response the app gets.
+pub fn answered(span: &Span, status: http::StatusCode, headers: &HeaderMap) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    span.record("http.response.status_code", status.as_u16());
+    if let Some(route) = header("x-switchyard-route") {
+        span.record("switchyard.route", route);
+    }
+    if let Some(provider) = header("x-switchyard-provider") {
+        span.record("switchyard.provider", provider);
+    }
+    if let Some(model) = header("x-switchyard-model") {
+        span.record("gen_ai.response.model", model);
+    }
+    if let Some(attempts) = header("x-switchyard-attempts").and_then(|a| a.parse::<u64>().ok()) {
+        span.record("switchyard.attempts", attempts);
+    }
+    if let Some(reason) = header("x-switchyard-error") {
+        failed(span, reason);
+    } else if status.is_server_error() {
+        failed(span, status.as_str());
+    }
+}
+
+/// The CLIENT span of one attempt, named `{operation} {target model}`.
+pub fn attempt(
+    target: &Target,
+    operation: Operation,
+    model: &str,
+    route: &str,
+    number: usize,
+) -> Span {
+    tracing::info_span!(
+        "attempt",
+        otel.name = format!("{} {model}", operation.genai_name()),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        gen_ai.operation.name = operation.genai_name(),
+        gen_ai.provider.name = provider_name(target.provider.api),
+        gen_ai.request.model = model,
+        gen_ai.response.model = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        gen_ai.input.messages = Empty,
+        gen_ai.output.messages = Empty,
+        server.address = %target.provider.server_address,
+        http.response.status_code = Empty,
+        error.type = Empty,
+        switchyard.provider = %target.provider.name,
+        switchyard.route = route,
+        switchyard.attempt = number as u64,
+        switchyard.time_to_first_token_s = Empty,
+    )
+}
+
+/// The GenAI semantic-convention `gen_ai.provider.name` for a wire dialect.
+fn provider_name(api: ApiKind) -> &'static str {
+    match api {
+        ApiKind::Openai => "openai",
+        ApiKind::Anthropic => "anthropic",
+        ApiKind::AzureOpenai => "azure.ai.openai",
+    }
+}
+
+/// Puts the span's context on an upstream request as `traceparent`/`tracestate`,
+/// replacing the app's; leaves the app's when tracing is off.
+pub fn inject(span: &Span, headers: &mut HeaderMap) {
+    let context = span.context();
+    if context.span().span_context().is_valid() {
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut HeaderInjector(headers));
+        });
+    }
+}
+
+/// Records the upstream's status code.
+pub fn status(span: &Span, status: http::StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+}
+
+/// Marks a span failed with a low-cardinality reason (`error.type`).
+pub fn failed(span: &Span, reason: &str) {
+    span.record("error.type", reason);
+    span.record("otel.status_code", "ERROR");
+}
+
+/// Records the model that answered an attempt.
+pub fn response_model(span: &Span, model: &str) {
+    span.record("gen_ai.response.model", model);
+}
+
+/// Records a complete answer's usage and time to first token.
+pub fn usage(span: &Span, usage: Usage, ttft: Option<std::time::Duration>) {
+    span.record("gen_ai.usage.input_tokens", usage.input);
+    span.record("gen_ai.usage.output_tokens", usage.output);
+    if let Some(ttft) = ttft {
+        span.record("switchyard.time_to_first_token_s", ttft.as_secs_f64());
+    }
+}
+
+/// The parts of a request or response body that carry content.
+#[derive(Deserialize)]
+struct Content<'a> {
+    #[serde(borrow)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow)]
+    choices: Option<&'a RawValue>,
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+}
+
+/// Records the prompt (`gen_ai.input.messages`), only with `captureContent: true`.
+pub fn prompt(span: &Span, capture: bool, body: &[u8]) {
+    if let Some(Content {
+        messages: Some(messages),
+        ..
+    }) = capture.then(|| serde_json::from_slice(body).ok()).flatten()
+    {
+        span.record("gen_ai.input.messages", messages.get());
+    }
+}
+
+/// Records a non-streamed completion (`gen_ai.output.messages`), only with
+/// `captureContent: true`.
+pub fn completion(span: &Span, capture: bool, body: &[u8]) {
+    let Some(content) = capture
+        .then(|| serde_json::from_slice::<Content<'_>>(body).ok())
+        .flatten()
+    else {
+        return;
+    };
+    if let Some(output) = content.choices.or(content.content) {
+        span.record("gen_ai.output.messages", output.get());
+    }
+}
+
+/// Span event on the call: moving from a failed target to the next.
+pub fn failover(from: &str, to: &str, reason: &str) {
+    event(
+        "switchyard.failover",
+        vec![
+            KeyValue::new("from", from.to_owned()),
+            KeyValue::new("to", to.to_owned()),
+            KeyValue::new("reason", reason.to_owned()),
+        ],
+    );
+}
+
+/// Span event on the call: a target passed over without an attempt.
+pub fn skipped(target: &str, reason: &str) {
+    event(
+        "switchyard.skipped",
+        vec![
+            KeyValue::new("target", target.to_owned()),
+            KeyValue::new("reason", reason.to_owned()),
+        ],
+    );
+}
+
+/// Span event on the current span: a breaker changed state.
+pub fn breaker(target: &str, from: &str, to: &str) {
+    event(
+        "switchyard.breaker",
+        vec![
+            KeyValue::new("target", target.to_owned()),
+            KeyValue::new("from", from.to_owned()),
+            KeyValue::new("to", to.to_owned()),
+        ],
+    );
+}
+
+fn event(name: &'static str, attributes: Vec<KeyValue>) {
+    let span = Span::current();
+    if !span.is_disabled() {
+        span.add_event(name, attributes);
+    }
+}
