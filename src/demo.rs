@@ -1,6 +1,7 @@
 //! `switchyard demo`: two mock providers and a sidecar on free loopback ports, steady
 //! traffic from a few app workers, and an outage of the primary part-way (errors, then a
-//! black hole, then recovery), shown live and summed up at the end. Runs in ~25 s.
+//! black hole, then recovery), shown live and summed up at the end. The backup speaks
+//! Anthropic's API, so the failover also crosses vendors. Runs in ~25 s.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,15 +36,15 @@ providers:
     auth: {{apiKey: {{fromEnv: SWITCHYARD_DEMO_KEY}}}}
     timeouts: {{connect: 500ms, firstByte: 400ms, idle: 2s}}
   - name: backup
-    api: openai
-    baseUrl: {backup}/v1
+    api: anthropic
+    baseUrl: {backup}
     auth: {{apiKey: {{fromEnv: SWITCHYARD_DEMO_KEY}}}}
 routes:
   - model: gpt-4o
     strategy: failover
     targets:
       - {{provider: primary, model: gpt-4o, price: {{inputPerMTok: 2.5, outputPerMTok: 10}}}}
-      - {{provider: backup, model: gpt-4o-mini, price: {{inputPerMTok: 0.15, outputPerMTok: 0.6}}}}
+      - {{provider: backup, model: claude-haiku-4-5, price: {{inputPerMTok: 1, outputPerMTok: 5}}}}
 circuitBreaker:
   consecutiveFailures: 3
   openFor: 2s
@@ -82,7 +83,7 @@ pub async fn run() -> anyhow::Result<()> {
         primary.addr()
     );
     println!(
-        "  mock provider 'backup'  on {}  (fallback, gpt-4o-mini)",
+        "  mock provider 'backup'  on {}  (fallback: Anthropic API, claude-haiku-4-5)",
         backup.addr()
     );
     println!(
@@ -90,8 +91,9 @@ pub async fn run() -> anyhow::Result<()> {
         sidecar.proxy_addr, sidecar.admin_addr
     );
     println!(
-        "  {WORKERS} app workers send chat completions (half of them streamed) the whole time\n"
+        "  {WORKERS} app workers send OpenAI chat completions (half streamed) the whole time;"
     );
+    println!("  when the primary fails, the call is translated to Anthropic's API and back\n");
 
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(tokio::sync::Notify::new());
