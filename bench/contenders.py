@@ -8,6 +8,8 @@ streams, and each proxy has a two-target failover route for each.
 
 import os
 
+import measure
+
 from procs import Child, free_port, wait_ready
 
 REQUEST_MODEL = {"fast": "bench", "sse": "bench-sse", "hold": "bench-hold"}
@@ -174,7 +176,7 @@ class LiteLLM:
         argv = pin.wrap("proxy", [
             binary, "--config", config, "--host", "127.0.0.1", "--port", str(self.port), "--num_workers", "1",
         ])
-        env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "true"}
+        env = {"LITELLM_MASTER_KEY": measure.AUTH, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "true"}
         self.child = Child("litellm", argv, log_dir, env=env)
         self.startup = wait_ready(self.child, self.port, "/health/liveliness", limit=300)
 

@@ -7,6 +7,7 @@ targets 127.0.0.1.
 """
 
 import json
+import secrets
 import os
 import statistics
 import subprocess
@@ -16,6 +17,10 @@ import time
 from procs import cpu_seconds, rss_kib
 
 COMMANDS = []
+
+# The key every client sends: LiteLLM refuses to start without a master key, the others
+# ignore it (switchyard drops it). Made per run; it guards nothing beyond loopback.
+AUTH = "sk-" + secrets.token_hex(32)
 
 
 def record(argv, env=None):
@@ -30,6 +35,7 @@ def wrk(pin, url, model, connections, seconds, pid=None, lua="bench/post.lua"):
     ])
     env = {"BENCH_MODEL": model}
     record(argv, env)
+    env["BENCH_AUTH"] = AUTH
     before = cpu_seconds(pid) if pid else None
     out = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("BENCH_JSON "))
@@ -46,11 +52,6 @@ def sweep(pin, url, model, levels, seconds, pid=None):
     return [wrk(pin, url, model, c, seconds, pid) for c in levels]
 
 
-def frontier(points, limit_us):
-    ok = [p["rps"] for p in points if p["p99"] < limit_us and p["status_errors"] == 0 and p["socket_errors"] == 0]
-    return max(ok) if ok else None
-
-
 def probe(pin, probe_bin, url, model, streams, concurrency, rss_pid=None):
     argv = pin.wrap("load", [
         probe_bin, "--url", url, "--model", model, "--streams", str(streams), "--concurrency", str(concurrency),
@@ -58,6 +59,7 @@ def probe(pin, probe_bin, url, model, streams, concurrency, rss_pid=None):
     if rss_pid:
         argv += ["--rss-pid", str(rss_pid)]
     record(argv)
+    argv += ["--auth", AUTH]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

@@ -2,7 +2,7 @@
 -- prints the latency distribution (microseconds) and error counts as one JSON line.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_AUTH") or "sk-bench")
 wrk.body = '{"model":"' .. (os.getenv("BENCH_MODEL") or "bench") ..
   '","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}'
 

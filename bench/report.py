@@ -60,6 +60,7 @@ def write(out, meta, results, commands):
         f"- mode: **{meta['mode']}**; started {meta['started']}, finished {meta.get('finished', '?')}",
         f"- CPU: {meta['cpu']} × {meta['cores']} cores; memory {meta['memory']}; kernel {meta['kernel']}",
         f"- pinning: {meta['pinning']}",
+        *[f"- {n} did not start: {why}" for n, why in meta.get("failed", {}).items()],
         f"- /proc/loadavg at start: `{meta['loadavg_start']}`; at end: `{meta.get('loadavg_end', '?')}`",
         "",
         "## Added latency at concurrency 1 (small JSON reply, wrk closed loop)",

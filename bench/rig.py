@@ -90,7 +90,13 @@ def main():
             if name not in only:
                 continue
             print(f"== {name}", file=sys.stderr, flush=True)
-            contender = make()
+            try:
+                contender = make()
+            except RuntimeError as err:
+                # A contender that cannot start is reported, not fatal: the others still run.
+                print(f"{name} did not start: {err}", file=sys.stderr)
+                meta.setdefault("failed", {})[name] = str(err)
+                continue
             measure.record(contender.child.argv)
             try:
                 proxy_lanes(contender, pin, prof, args.probe, results, hold=hold, soak=soak)

@@ -37,6 +37,9 @@ struct Args {
     /// When every concurrent stream has its first event, read this process's RSS.
     #[arg(long)]
     rss_pid: Option<u32>,
+    /// Bearer token to send (LiteLLM wants its master key; the others ignore it).
+    #[arg(long, default_value = "sk-bench")]
+    auth: String,
 }
 
 /// Timings of one stream.
@@ -67,7 +70,7 @@ async fn one_stream(
     .to_string();
     let request = Request::post(args.url.clone())
         .header("content-type", "application/json")
-        .header("authorization", "Bearer sk-bench")
+        .header("authorization", format!("Bearer {}", args.auth))
         .body(Full::new(Bytes::from(body)))
         .expect("a static request is valid");
     let started = Instant::now();
