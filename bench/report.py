@@ -126,6 +126,10 @@ def write(out, meta, results, commands):
             lines += ["", f"Soak: {so['seconds']} s at 8 connections, {so['requests']:,} requests; RSS {so['rss_start_kib'] / 1024:.1f} → "
                       f"{so['rss_end_kib'] / 1024:.1f} MiB; growth after warm-up {so['growth_kib_per_min']:+.1f} KiB/min (least squares)."]
     lines += ["", "## Targets (issue 7)", ""] + targets(results)
+    analysis = os.path.join(out, "ANALYSIS.md")
+    if os.path.exists(analysis):
+        # Hand-written findings (profiles, load on the machine) kept across re-runs.
+        lines += ["", open(analysis).read().rstrip()]
     lines += ["", "![latency against offered load](latency.png)", "", "## Exact commands", "", "```sh"] + commands + ["```", ""]
     with open(os.path.join(out, "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))
@@ -183,3 +187,14 @@ def plot(out, results, names):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "latency.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    # Re-render RESULTS.md and the plot from the last run's results.json.
+    import json
+    import sys
+
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "bench"
+    with open(os.path.join(out_dir, "results.json")) as f:
+        saved = json.load(f)
+    write(out_dir, saved["meta"], saved["results"], saved["commands"])
