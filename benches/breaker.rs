@@ -33,7 +33,7 @@ fn acquire_and_record(c: &mut Criterion) {
             n = n.wrapping_add(1);
             let (permit, _) = breaker.try_acquire(now);
             let permit = permit.expect("under the thresholds the breaker stays closed");
-            let outcome = if n % 8 == 0 {
+            let outcome = if n.is_multiple_of(8) {
                 CallOutcome::Failure { slow: false }
             } else {
                 CallOutcome::Success { slow: false }
