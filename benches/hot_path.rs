@@ -1,0 +1,109 @@
+//! Micro-benchmark of the request hot path without sockets: body peek, route selection,
+//! plan order, body `model` rewrite and upstream header rewrite, on a compiled two-target
+//! failover policy. Every proxied call does exactly this work before its first byte goes
+//! out, so a regression here is added latency for every pod.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http::header::{HeaderMap, HeaderValue};
+use switchyard::policy::load::decode_and_validate;
+use switchyard::policy::spec::{ApiKind, Strategy};
+use switchyard::proxy::inbound::InboundBody;
+use switchyard::proxy::plan;
+use switchyard::proxy::upstream::{build_request, Operation};
+use switchyard::shared::Shared;
+use tokio::time::Instant;
+
+const POLICY: &str = r#"
+providers:
+  - name: primary
+    api: openai
+    baseUrl: http://127.0.0.1:9/v1
+    auth: {passthrough: true}
+  - name: secondary
+    api: openai
+    baseUrl: http://127.0.0.1:10/v1
+    auth: {passthrough: true}
+routes:
+  - model: gpt-4o
+    strategy: failover
+    targets:
+      - {provider: primary, model: gpt-4o-2024-08-06}
+      - {provider: secondary, model: gpt-4o-mini}
+  - model: "*"
+    targets:
+      - {provider: secondary}
+"#;
+
+const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0.2,"max_tokens":64,"stream":false}"#;
+
+fn inbound_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("host", "127.0.0.1:4000"),
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        ("authorization", "Bearer sk-app-key"),
+        ("user-agent", "OpenAI/Python 1.54.0"),
+        ("x-stainless-lang", "python"),
+        ("x-stainless-retry-count", "0"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("content-length", "180"),
+        ("connection", "keep-alive"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+}
+
+fn hot_path(c: &mut Criterion) {
+    let spec = decode_and_validate(POLICY).expect("the bench policy is valid");
+    let shared = Shared::new(32 << 20);
+    shared.install(spec);
+    let policy = shared.policy().expect("a policy was just installed");
+    let headers = inbound_headers();
+    let body = Bytes::from_static(BODY.as_bytes());
+    let now = Instant::now();
+
+    let mut group = c.benchmark_group("hot_path");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("parse_body", |b| {
+        b.iter(|| black_box(InboundBody::parse(black_box(body.clone()))))
+    });
+    group.bench_function("select_route_and_plan", |b| {
+        b.iter(|| {
+            let index = policy
+                .route_index(ApiKind::Openai, black_box("gpt-4o"))
+                .expect("the route exists");
+            black_box(plan::order(&policy.routes[index], Strategy::Failover, now))
+        })
+    });
+    group.bench_function("full_request_prep", |b| {
+        b.iter(|| {
+            let inbound = InboundBody::parse(body.clone()).expect("the bench body is valid");
+            let route = &policy.routes[policy
+                .route_index(ApiKind::Openai, &inbound.model)
+                .expect("the route exists")];
+            let order = plan::order(route, Strategy::Failover, now);
+            let target = &route.targets[order[0]];
+            let model = target.model_for(&inbound.model);
+            let request = build_request(
+                &target.provider,
+                Operation::Chat,
+                model,
+                &headers,
+                inbound.with_model(model),
+            );
+            black_box(request)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
