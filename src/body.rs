@@ -2,7 +2,7 @@
 //! streams, buffered replies and the sidecar's own errors alike.
 
 use bytes::Bytes;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 
 /// Errors a response body can end with (a cut upstream, mostly).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -15,9 +15,4 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
-}
-
-/// An empty body.
-pub fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
 }

@@ -63,6 +63,8 @@ pub enum FailReason {
     StreamError,
     /// A 200 whose body is not what the API promises.
     InvalidResponse,
+    /// The request's total deadline ended a committed stream (not the target's fault).
+    Deadline,
 }
 
 impl FailReason {
@@ -84,6 +86,7 @@ impl FailReason {
             FailReason::Cut => "stream_cut",
             FailReason::StreamError => "stream_error",
             FailReason::InvalidResponse => "invalid_response",
+            FailReason::Deadline => "deadline",
         }
     }
 }

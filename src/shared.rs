@@ -60,7 +60,22 @@ impl Shared {
                 .breaker_state
                 .set(state.state().metric_value());
         }
-        self.policy.store(Some(Arc::new(policy)));
+        let labels = |p: &Policy| -> Vec<(String, String)> {
+            p.target_states()
+                .iter()
+                .map(|s| (s.key.provider.clone(), s.key.model.clone()))
+                .collect()
+        };
+        let current = labels(&policy);
+        if let Some(previous) = self.policy.swap(Some(Arc::new(policy))) {
+            // Targets that left the policy stop exporting a breaker state.
+            for (provider, model) in labels(&previous)
+                .into_iter()
+                .filter(|l| !current.contains(l))
+            {
+                self.metrics.remove_target(&provider, &model);
+            }
+        }
         self.metrics.generation.set(generation as i64);
         self.record_reload("ok");
         generation

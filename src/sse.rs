@@ -89,37 +89,39 @@ impl Parser {
                     raw,
                 });
             }
-            let line = String::from_utf8_lossy(&self.buf[self.line_start..line_end]).into_owned();
+            // Borrowed, not copied: only an event name or data value is allocated.
+            let line = String::from_utf8_lossy(&self.buf[self.line_start..line_end]);
             let line = if self.seen_line {
-                line.as_str()
+                &line[..]
             } else {
                 line.trim_start_matches('\u{feff}')
             };
+            field(line, &mut self.event, &mut self.data);
             self.seen_line = true;
-            self.field(line);
             self.line_start = line_end + eol;
         }
     }
+}
 
-    fn field(&mut self, line: &str) {
-        if line.starts_with(':') {
-            return;
-        }
-        let (name, value) = match line.split_once(':') {
-            Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line, ""),
-        };
-        match name {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => match &mut self.data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(value);
-                }
-                None => self.data = Some(value.to_owned()),
-            },
-            _ => {}
-        }
+/// Applies one field line to the event being assembled.
+fn field(line: &str, event: &mut Option<String>, data: &mut Option<String>) {
+    if line.starts_with(':') {
+        return;
+    }
+    let (name, value) = match line.split_once(':') {
+        Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+        None => (line, ""),
+    };
+    match name {
+        "event" => *event = Some(value.to_owned()),
+        "data" => match data {
+            Some(data) => {
+                data.push('\n');
+                data.push_str(value);
+            }
+            None => *data = Some(value.to_owned()),
+        },
+        _ => {}
     }
 }
 

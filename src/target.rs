@@ -30,7 +30,7 @@ pub struct TargetKey {
 
 /// Breaker and cooldown, guarded together because admission reads both.
 #[derive(Debug)]
-pub struct Health {
+struct Health {
     /// The circuit breaker.
     pub breaker: Breaker,
     /// Resting after a 429 until then.
@@ -105,7 +105,7 @@ impl TargetState {
     }
 
     /// The breaker and cooldown; held only for a few field reads or writes.
-    pub fn health(&self) -> MutexGuard<'_, Health> {
+    fn health(&self) -> MutexGuard<'_, Health> {
         // A panic while holding this lock cannot leave the plain-data state inconsistent.
         self.health
             .lock()
@@ -265,11 +265,6 @@ impl Admission {
         &self.state
     }
 
-    /// Whether this attempt bypassed the breaker (the last-chance attempt).
-    pub fn is_forced(&self) -> bool {
-        self.permit.is_none()
-    }
-
     /// Records the attempt's verdict: `failure` for breaker failures, `ttfb` when a first
     /// byte (first content for streams) arrived. Returns the breaker transition, if any.
     pub fn finish(
@@ -282,16 +277,16 @@ impl Admission {
             self.state.record_ttfb(ttfb);
         }
         let permit = self.permit.take()?;
-        let slow = ttfb.is_some_and(|t| {
-            let health = self.state.health();
-            t > health.breaker.config().slow_first_byte
-        });
-        let outcome = if failure {
-            CallOutcome::Failure { slow }
-        } else {
-            CallOutcome::Success { slow }
+        let transition = {
+            let mut health = self.state.health();
+            let slow = ttfb.is_some_and(|t| health.breaker.config().is_slow(t));
+            let outcome = if failure {
+                CallOutcome::Failure { slow }
+            } else {
+                CallOutcome::Success { slow }
+            };
+            health.breaker.record(permit, outcome, now)
         };
-        let transition = self.state.health().breaker.record(permit, outcome, now);
         self.state.observe(transition.as_ref());
         transition
     }

@@ -205,7 +205,9 @@ impl Policy {
                         })
                     })
                     .collect();
+                let labels = targets.iter().map(Target::label).collect();
                 Route {
+                    metrics: ctx.metrics.route(&route.model, labels),
                     model: route.model.clone(),
                     inbound: route.inbound.map(ApiKind::dialect),
                     strategy: route.strategy,
@@ -216,7 +218,6 @@ impl Policy {
                     targets,
                     timeout: duration_or(route.timeout.as_ref(), DEFAULT_ROUTE_TIMEOUT),
                     max_tokens: route.max_tokens,
-                    metrics: ctx.metrics.route(&route.model),
                 }
             })
             .collect();

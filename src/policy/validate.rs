@@ -129,6 +129,18 @@ impl Validator {
 
     fn base_url(&mut self, at: &str, url: &str) {
         let path = format!("{at}.baseUrl");
+        if url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|authority| authority.contains('@'))
+        {
+            // Not echoed: the part before '@' may be a secret.
+            return self.err(
+                path,
+                "must not carry credentials (user:key@); use auth.apiKey",
+            );
+        }
         let uri = match url.parse::<Uri>() {
             Ok(uri) => uri,
             Err(e) => return self.err(path, format!("{url:?} is not a URL ({e})")),

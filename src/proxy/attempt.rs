@@ -135,7 +135,13 @@ impl Settle {
             .metrics
             .duration
             .observe(now.duration_since(self.started).as_secs_f64());
-        self.admission.finish(result.is_err(), self.ttfb, now);
+        match result {
+            // The request's own deadline ended the stream: no verdict on the target.
+            Err(FailReason::Deadline) => self.admission.release(),
+            _ => {
+                self.admission.finish(result.is_err(), self.ttfb, now);
+            }
+        }
     }
 
     /// The app went away before the answer was complete: no verdict on the target.
@@ -168,7 +174,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
                 admission,
                 Outcome::Failure(FailReason::InvalidResponse),
                 false,
-                Instant::now(),
+                started,
             )
         }
     };
@@ -184,16 +190,15 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
                 admission,
                 Outcome::Failure(connect_failure(&err)),
                 false,
-                Instant::now(),
+                started,
             )
         }
         Err(_) => {
-            let now = Instant::now();
             return fail(
                 admission,
                 Outcome::Failure(FailReason::FirstByteTimeout),
-                now >= req.deadline,
-                now,
+                Instant::now() >= req.deadline,
+                started,
             );
         }
     };
@@ -228,7 +233,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
                 let (status, body) = req.crossing.error_body(parts.status, error_body);
                 Attempt::Answered(passback(status, &parts.headers, body))
             }
-            other => fail(admission, other, false, Instant::now()),
+            other => fail(admission, other, false, started),
         };
     }
     let ttfb = started.elapsed();
@@ -261,12 +266,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
         Err(reason) => {
             let deadline_hit = Instant::now() >= req.deadline;
             let Settle { admission, .. } = settle;
-            fail(
-                admission,
-                Outcome::Failure(reason),
-                deadline_hit,
-                Instant::now(),
-            )
+            fail(admission, Outcome::Failure(reason), deadline_hit, started)
         }
     }
 }
@@ -341,29 +341,41 @@ async fn stream_until_commit(
             }
         }
     };
-    let now = Instant::now();
     let Settle { admission, .. } = settle;
     fail(
         admission,
         Outcome::Failure(failure),
-        now >= req.deadline,
-        now,
+        Instant::now() >= req.deadline,
+        started,
     )
 }
 
 /// Records a failed attempt and reports it to the failover loop.
-fn fail(admission: Admission, outcome: Outcome, deadline_hit: bool, now: Instant) -> Attempt {
+fn fail(admission: Admission, outcome: Outcome, deadline_hit: bool, started: Instant) -> Attempt {
+    let now = Instant::now();
     let state = Arc::clone(admission.target());
-    state.metrics.attempt(outcome.label());
     match &outcome {
+        // The caller's own deadline says nothing about the target's health.
+        Outcome::Failure(_) if deadline_hit => {
+            state.metrics.attempt("deadline");
+            admission.release();
+        }
+        Outcome::Failure(reason) => {
+            state.metrics.attempt(outcome.label());
+            // A first-byte timeout is the slowest of calls: it feeds the slow rate.
+            let ttfb = (*reason == FailReason::FirstByteTimeout)
+                .then(|| now.saturating_duration_since(started));
+            admission.finish(true, ttfb, now);
+        }
         Outcome::Throttled { cooldown, .. } => {
+            state.metrics.attempt(outcome.label());
             state.cool_down(now + *cooldown);
             admission.release();
         }
-        Outcome::Failure(_) => {
-            admission.finish(true, None, now);
+        Outcome::Success | Outcome::ClientError(_) => {
+            state.metrics.attempt(outcome.label());
+            admission.release();
         }
-        Outcome::Success | Outcome::ClientError(_) => admission.release(),
     }
     Attempt::Failed {
         outcome,

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use crate::body::Body;
 use crate::classify::Outcome;
 use crate::error::ProxyError;
-use crate::metrics::FailoverLabels;
 use crate::policy::spec::{ApiKind, Strategy};
 use crate::policy::Policy;
 use crate::proxy::attempt::{self, Attempt, AttemptRequest};
@@ -84,11 +83,7 @@ pub async fn serve(
             break;
         }
         if Instant::now() >= deadline {
-            return Err(finish_error(
-                &policy,
-                route_index,
-                ProxyError::DeadlineExceeded(timeout),
-            ));
+            return Ok(run.fail(ProxyError::DeadlineExceeded(timeout)));
         }
         let admission = match target
             .state
@@ -109,29 +104,17 @@ pub async fn serve(
             return Ok(response);
         }
         if run.deadline_hit() {
-            return Err(finish_error(
-                &policy,
-                route_index,
-                ProxyError::DeadlineExceeded(timeout),
-            ));
+            return Ok(run.fail(ProxyError::DeadlineExceeded(timeout)));
         }
     }
     if run.attempts == 0 {
         return run.last_chance(&candidates).await;
     }
-    Err(finish_error(&policy, route_index, run.all_failed()))
+    Ok(run.fail(run.all_failed()))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Counts a request the sidecar failed and hands back the error.
-fn finish_error(policy: &Policy, route: usize, error: ProxyError) -> ProxyError {
-    let route = &policy.routes[route];
-    route.metrics.request(error.reason());
-    tracing::warn!(route = %route.model, reason = error.reason(), error = %error, "request failed");
-    error
 }
 
 /// State of one request's walk along its plan.
@@ -160,6 +143,19 @@ struct Prepared {
 }
 
 impl Run<'_> {
+    /// Counts a request the sidecar failed and answers it in the app's format, still
+    /// saying which route it took and how many targets were tried.
+    fn fail(&self, error: ProxyError) -> Response<Body> {
+        let route = &self.policy.routes[self.route];
+        route.metrics.request(error.reason());
+        tracing::warn!(route = %route.model, reason = error.reason(), error = %error, "request failed");
+        let mut response = error.into_response(self.operation.dialect());
+        let headers = response.headers_mut();
+        set(headers, "x-switchyard-route", &route.model);
+        headers.insert("x-switchyard-attempts", HeaderValue::from(self.attempts));
+        response
+    }
+
     fn parsed(&self) -> Option<&Value> {
         self.parsed
             .get_or_init(|| serde_json::from_slice(&self.body.bytes).ok())
@@ -190,8 +186,9 @@ impl Run<'_> {
     ) -> Option<Response<Body>> {
         let route = &self.policy.routes[self.route];
         let target = &route.targets[index];
-        if let Some((from, outcome, _)) = &self.last {
-            let from = &route.targets[*from];
+        if let Some((from_index, outcome, _)) = &self.last {
+            route.metrics.failover(*from_index, index, outcome.label());
+            let from = &route.targets[*from_index];
             tracing::info!(
                 route = %route.model,
                 from = %from.label(),
@@ -200,16 +197,6 @@ impl Run<'_> {
                 "failing over"
             );
             spans::failover(&from.label(), &target.label(), outcome.label());
-            self.ctx
-                .metrics
-                .failovers
-                .get_or_create(&FailoverLabels {
-                    route: route.model.clone(),
-                    from: from.label(),
-                    to: target.label(),
-                    reason: outcome.label().to_owned(),
-                })
-                .inc();
         }
         self.attempts += 1;
         let model = target.model_for(&self.body.model);
@@ -274,14 +261,10 @@ impl Run<'_> {
                 route.model,
                 self.operation.dialect().as_str()
             ));
-            return Err(finish_error(self.policy, self.route, error));
+            return Ok(self.fail(error));
         };
         let Ok(prepared) = self.prepare(index) else {
-            return Err(finish_error(
-                self.policy,
-                self.route,
-                ProxyError::AllFailed(self.describe_last()),
-            ));
+            return Ok(self.fail(ProxyError::AllFailed(self.describe_last())));
         };
         let admission = route.targets[index].state.admit_forced();
         if let Some(response) = self.attempt(index, admission, prepared).await {
@@ -300,7 +283,7 @@ impl Run<'_> {
                 .max(Duration::from_secs(1)),
             detail,
         };
-        Err(finish_error(self.policy, self.route, error))
+        Ok(self.fail(error))
     }
 
     fn all_failed(&self) -> ProxyError {

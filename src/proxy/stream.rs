@@ -198,7 +198,7 @@ impl HttpBody for StreamBody {
                 Poll::Pending => {
                     ready!(this.timer.as_mut().poll(cx));
                     let reason = if Instant::now() >= this.deadline {
-                        FailReason::FirstByteTimeout
+                        FailReason::Deadline
                     } else {
                         FailReason::IdleTimeout
                     };

@@ -185,13 +185,29 @@ fn upstream_uri(
     let uri = match (provider.api, operation) {
         (ApiKind::Anthropic, _) => format!("{base}/v1/messages"),
         (ApiKind::AzureOpenai, op) => format!(
-            "{base}/openai/deployments/{target_model}/{}?api-version={}",
+            "{base}/openai/deployments/{}/{}?api-version={}",
+            path_segment(target_model),
             openai_suffix(op),
             provider.api_version.as_deref().unwrap_or_default()
         ),
         (ApiKind::Openai, op) => format!("{base}/{}", openai_suffix(op)),
     };
     Ok(uri.parse::<Uri>()?)
+}
+
+/// Percent-encodes a model name for use as one path segment: the requested model comes
+/// from the app and must never reshape the upstream URL.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 fn openai_suffix(operation: Operation) -> &'static str {
@@ -225,5 +241,16 @@ pub fn connect_failure(err: &hyper_util::client::legacy::Error) -> FailReason {
         FailReason::Connect
     } else {
         FailReason::Cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn model_names_stay_one_path_segment() {
+        assert_eq!(path_segment("gpt-4o_v1.2~x"), "gpt-4o_v1.2~x");
+        assert_eq!(path_segment("../admin?x=1#"), "..%2Fadmin%3Fx%3D1%23");
     }
 }

@@ -102,8 +102,6 @@ pub fn attempt(
         gen_ai.response.model = Empty,
         gen_ai.usage.input_tokens = Empty,
         gen_ai.usage.output_tokens = Empty,
-        gen_ai.input.messages = Empty,
-        gen_ai.output.messages = Empty,
         server.address = %target.provider.server_address,
         http.response.status_code = Empty,
         error.type = Empty,
@@ -177,7 +175,8 @@ pub fn prompt(span: &Span, capture: bool, body: &[u8]) {
         ..
     }) = capture.then(|| serde_json::from_slice(body).ok()).flatten()
     {
-        span.record("gen_ai.input.messages", messages.get());
+        // An OpenTelemetry attribute only, never a tracing field: fields reach the logs.
+        span.set_attribute("gen_ai.input.messages", messages.get().to_owned());
     }
 }
 
@@ -191,7 +190,7 @@ pub fn completion(span: &Span, capture: bool, body: &[u8]) {
         return;
     };
     if let Some(output) = content.choices.or(content.content) {
-        span.record("gen_ai.output.messages", output.get());
+        span.set_attribute("gen_ai.output.messages", output.get().to_owned());
     }
 }
 

@@ -225,6 +225,8 @@ async fn all_targets_open_gives_503_with_retry_after() {
     let reply = sidecar.chat("gpt-4o").await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.header("x-switchyard-error"), "all_failed");
+    assert_eq!(reply.header("x-switchyard-route"), "gpt-4o");
+    assert_eq!(reply.header("x-switchyard-attempts"), "2");
     assert_eq!(reply.json()["error"]["code"], "all_failed");
     // Both open now: one last-chance attempt, then 503 with Retry-After.
     let reply = sidecar.chat("gpt-4o").await;
@@ -256,7 +258,7 @@ async fn max_attempts_limits_the_walk() {
 
 #[tokio::test]
 async fn the_total_deadline_gives_504() {
-    let (primary, _secondary, sidecar) = pair("").await;
+    let (primary, _secondary, sidecar) = pair("circuitBreaker: {consecutiveFailures: 1}").await;
     primary.set_faults(faults(json!({"latency": "1500ms"})));
     let reply = post(
         &sidecar.url("/v1/chat/completions"),
@@ -266,6 +268,12 @@ async fn the_total_deadline_gives_504() {
     .await;
     assert_eq!(reply.status, 504, "{}", reply.text());
     assert_eq!(reply.header("x-switchyard-error"), "deadline");
+    let breakers = sidecar.breakers().await;
+    assert_eq!(
+        breakers[0]["state"], "closed",
+        "the app's own deadline is no verdict on the target"
+    );
+    assert_eq!(breakers[0]["calls"], 0);
 }
 
 #[tokio::test]

@@ -113,6 +113,10 @@ fn base_url_is_absolute_http() {
         );
     }
     assert_one(
+        |s| s.providers[0].base_url = "https://user:sk-secret@h/v1".into(),
+        "providers[0].baseUrl: must not carry credentials (user:key@); use auth.apiKey",
+    );
+    assert_one(
         |s| s.providers[0].base_url = "not a url".into(),
         r#"providers[0].baseUrl: "not a url" is not a URL (invalid uri character)"#,
     );

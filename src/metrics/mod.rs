@@ -3,6 +3,10 @@
 //! Families live in one registry; per-target and per-route handles are taken once when a
 //! policy is compiled, so the request path only touches atomics, never a family's map.
 
+mod histogram;
+
+pub use histogram::AtomicHistogram;
+
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 
@@ -10,7 +14,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Buckets fit LLM calls: from a few milliseconds to ten minutes.
@@ -97,11 +100,10 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     attempts: Family<AttemptLabels, Counter>,
-    /// Failovers, labelled by route, from, to and reason.
-    pub failovers: Family<FailoverLabels, Counter>,
+    failovers: Family<FailoverLabels, Counter>,
     breaker_state: Family<TargetLabels, Gauge>,
-    duration: Family<RouteLabels, Histogram>,
-    ttfb: Family<TargetLabels, Histogram>,
+    duration: Family<RouteLabels, AtomicHistogram>,
+    ttfb: Family<TargetLabels, AtomicHistogram>,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<TargetLabels, CostCounter>,
     /// Policy loads by result.
@@ -109,11 +111,11 @@ pub struct Metrics {
     /// The generation of the running policy.
     pub generation: Gauge,
     /// Time a call spent in the sidecar itself, excluding time waiting on upstreams.
-    pub overhead: Histogram,
+    pub overhead: AtomicHistogram,
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
+fn latency_histogram() -> AtomicHistogram {
+    AtomicHistogram::new(&LATENCY_BUCKETS)
 }
 
 impl Default for Metrics {
@@ -130,13 +132,13 @@ impl Metrics {
         let attempts = Family::default();
         let failovers = Family::default();
         let breaker_state = Family::default();
-        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
-        let ttfb = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> AtomicHistogram);
+        let ttfb = Family::new_with_constructor(latency_histogram as fn() -> AtomicHistogram);
         let tokens = Family::default();
         let cost = Family::default();
         let reloads = Family::default();
         let generation = Gauge::default();
-        let overhead = Histogram::new(OVERHEAD_BUCKETS);
+        let overhead = AtomicHistogram::new(&OVERHEAD_BUCKETS);
         let r = &mut registry;
         r.register(
             "switchyard_requests",
@@ -223,10 +225,16 @@ impl Metrics {
     }
 
     /// Handles for one route.
-    pub fn route(&self, route: &str) -> RouteMetrics {
+    /// Handles for one route; `targets` are its targets' `provider/model` labels, in
+    /// order, for the failover counters.
+    pub fn route(&self, route: &str, targets: Vec<String>) -> RouteMetrics {
+        let pairs = targets.len() * targets.len();
         RouteMetrics {
             route: route.to_owned(),
             requests: self.requests.clone(),
+            failovers: self.failovers.clone(),
+            failover_slots: (0..pairs).map(|_| OutcomeCounters::default()).collect(),
+            targets,
             by_outcome: Default::default(),
             duration: self
                 .duration
@@ -291,12 +299,35 @@ impl OutcomeCounters {
 pub struct RouteMetrics {
     route: String,
     requests: Family<RequestLabels, Counter>,
+    failovers: Family<FailoverLabels, Counter>,
+    /// Per (from, to) target pair, a counter per reason.
+    failover_slots: Box<[OutcomeCounters]>,
+    targets: Vec<String>,
     by_outcome: OutcomeCounters,
     /// Inbound call duration.
-    pub duration: Histogram,
+    pub duration: AtomicHistogram,
 }
 
 impl RouteMetrics {
+    /// Counts a move from target `from` to target `to` (indices into the route).
+    pub fn failover(&self, from: usize, to: usize, reason: &'static str) {
+        let n = self.targets.len();
+        let Some(slot) = self.failover_slots.get(from * n + to) else {
+            return;
+        };
+        slot.get(outcome_slot(reason), || {
+            self.failovers
+                .get_or_create(&FailoverLabels {
+                    route: self.route.clone(),
+                    from: self.targets[from].clone(),
+                    to: self.targets[to].clone(),
+                    reason: reason.to_owned(),
+                })
+                .clone()
+        })
+        .inc();
+    }
+
     /// Counts one inbound call with its outcome label.
     pub fn request(&self, outcome: &'static str) {
         self.by_outcome
@@ -321,7 +352,7 @@ pub struct TargetMetrics {
     /// Breaker state gauge.
     pub breaker_state: Gauge,
     /// Time to first byte (first content for streams).
-    pub ttfb: Histogram,
+    pub ttfb: AtomicHistogram,
     /// Prompt tokens.
     pub input_tokens: Counter,
     /// Completion tokens.
@@ -397,10 +428,15 @@ mod tests {
         t.attempt("success");
         t.attempt("http_503");
         t.attempt("http_503");
-        let r = m.route("gpt-4o");
+        let r = m.route("gpt-4o", vec!["openai/gpt-4o".into(), "b/x".into()]);
+        r.failover(0, 1, "http_503");
+        r.failover(0, 1, "http_503");
         r.request("success");
         let text = m.encode();
         assert!(text.contains(r#"switchyard_attempts_total{provider="openai",model="gpt-4o",outcome="http_503"} 2"#), "{text}");
         assert!(text.contains(r#"switchyard_requests_total{route="gpt-4o",outcome="success"} 1"#));
+        assert!(text.contains(
+            r#"switchyard_failovers_total{route="gpt-4o",from="openai/gpt-4o",to="b/x",reason="http_503"} 2"#
+        ));
     }
 }
