@@ -21,13 +21,38 @@ pub enum EventKind {
     Error,
 }
 
-/// Tokens reported so far.
+/// Tokens and the finish reason reported so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Prompt tokens.
     pub input: u64,
     /// Completion tokens.
     pub output: u64,
+    /// Why the model stopped, as the provider said it (`stop`, `end_turn`, `tool_calls`...).
+    pub finish: Option<&'static str>,
+}
+
+/// The provider finish reasons traces report; kept `'static` so usage stays `Copy`.
+const FINISH_REASONS: [&str; 11] = [
+    "stop",
+    "length",
+    "tool_calls",
+    "content_filter",
+    "function_call",
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    "pause_turn",
+    "refusal",
+];
+
+fn finish_reason(reported: &str) -> &'static str {
+    FINISH_REASONS
+        .iter()
+        .find(|r| **r == reported)
+        .copied()
+        .unwrap_or("other")
 }
 
 #[derive(Deserialize)]
@@ -63,9 +88,16 @@ pub struct OpenaiUsage {
 }
 
 #[derive(Deserialize)]
-struct AnthropicEvent {
+struct AnthropicEvent<'a> {
     message: Option<AnthropicMessage>,
     usage: Option<AnthropicUsage>,
+    #[serde(borrow)]
+    delta: Option<AnthropicDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicDelta<'a> {
+    stop_reason: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +143,9 @@ fn inspect_openai(event: &Event, usage: &mut Usage) -> EventKind {
         usage.input = u.prompt_tokens;
         usage.output = u.completion_tokens;
     }
+    if let Some(reason) = chunk.choices.iter().find_map(|c| c.finish_reason) {
+        usage.finish = Some(finish_reason(reason));
+    }
     let has_content = chunk.choices.iter().any(|c| {
         c.finish_reason.is_some()
             || c.delta.as_ref().is_some_and(|d| {
@@ -132,7 +167,10 @@ fn inspect_anthropic(event: &Event, usage: &mut Usage) -> EventKind {
         Some("message_stop") => EventKind::End,
         Some("error") => EventKind::Error,
         Some("message_start") | Some("message_delta") => {
-            if let Ok(parsed) = serde_json::from_str::<AnthropicEvent>(&event.data) {
+            if let Ok(parsed) = serde_json::from_str::<AnthropicEvent<'_>>(&event.data) {
+                if let Some(reason) = parsed.delta.and_then(|d| d.stop_reason) {
+                    usage.finish = Some(finish_reason(reason));
+                }
                 let reported = parsed.usage.or(parsed.message.and_then(|m| m.usage));
                 if let Some(u) = reported {
                     add_anthropic(&u, usage);
@@ -154,13 +192,21 @@ fn add_anthropic(reported: &AnthropicUsage, usage: &mut Usage) {
 }
 
 #[derive(Deserialize)]
-struct WithOpenaiUsage {
+struct WithOpenaiUsage<'a> {
     usage: Option<OpenaiUsage>,
+    #[serde(default, borrow)]
+    choices: Vec<OpenaiChoiceFinish<'a>>,
 }
 
 #[derive(Deserialize)]
-struct WithAnthropicUsage {
+struct OpenaiChoiceFinish<'a> {
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct WithAnthropicUsage<'a> {
     usage: Option<AnthropicUsage>,
+    stop_reason: Option<&'a str>,
 }
 
 /// Usage reported by a complete (non-streamed) response body.
@@ -168,16 +214,24 @@ pub fn body_usage(dialect: ApiKind, body: &[u8]) -> Usage {
     let mut usage = Usage::default();
     match dialect.dialect() {
         ApiKind::Anthropic => {
-            if let Ok(WithAnthropicUsage { usage: Some(u) }) = serde_json::from_slice(body) {
-                add_anthropic(&u, &mut usage);
+            if let Ok(reply) = serde_json::from_slice::<WithAnthropicUsage<'_>>(body) {
+                if let Some(u) = reply.usage {
+                    add_anthropic(&u, &mut usage);
+                }
+                usage.finish = reply.stop_reason.map(finish_reason);
             }
         }
         _ => {
-            if let Ok(WithOpenaiUsage { usage: Some(u) }) = serde_json::from_slice(body) {
-                usage = Usage {
-                    input: u.prompt_tokens,
-                    output: u.completion_tokens,
-                };
+            if let Ok(reply) = serde_json::from_slice::<WithOpenaiUsage<'_>>(body) {
+                if let Some(u) = reply.usage {
+                    usage.input = u.prompt_tokens;
+                    usage.output = u.completion_tokens;
+                }
+                usage.finish = reply
+                    .choices
+                    .iter()
+                    .find_map(|c| c.finish_reason)
+                    .map(finish_reason);
             }
         }
     }
@@ -221,13 +275,10 @@ mod tests {
             inspect(ApiKind::Openai, &ev(None, usage), &mut u),
             EventKind::Lifecycle
         );
-        assert_eq!(
-            u,
-            Usage {
-                input: 7,
-                output: 3
-            }
-        );
+        assert_eq!((u.input, u.output), (7, 3));
+        let finish = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#;
+        inspect(ApiKind::Openai, &ev(None, finish), &mut u);
+        assert_eq!(u.finish, Some("tool_calls"));
         assert_eq!(
             inspect(
                 ApiKind::Openai,
@@ -267,19 +318,13 @@ mod tests {
             ),
             EventKind::Content
         );
-        let delta = r#"{"type":"message_delta","usage":{"output_tokens":30}}"#;
+        let delta = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":30}}"#;
         inspect(
             ApiKind::Anthropic,
             &ev(Some("message_delta"), delta),
             &mut u,
         );
-        assert_eq!(
-            u,
-            Usage {
-                input: 12,
-                output: 30
-            }
-        );
+        assert_eq!((u.input, u.output, u.finish), (12, 30, Some("end_turn")));
         assert_eq!(
             inspect(ApiKind::Anthropic, &ev(Some("error"), "{}"), &mut u),
             EventKind::Error

@@ -152,6 +152,13 @@ pub fn response_model(span: &Span, model: &str) {
 pub fn usage(span: &Span, usage: Usage, ttft: Option<std::time::Duration>) {
     span.record("gen_ai.usage.input_tokens", usage.input);
     span.record("gen_ai.usage.output_tokens", usage.output);
+    if let Some(reason) = usage.finish {
+        let reasons = opentelemetry::Array::from(vec![opentelemetry::StringValue::from(reason)]);
+        span.set_attribute(
+            "gen_ai.response.finish_reasons",
+            opentelemetry::Value::Array(reasons),
+        );
+    }
     if let Some(ttft) = ttft {
         span.record("switchyard.time_to_first_token_s", ttft.as_secs_f64());
     }

@@ -143,6 +143,10 @@ async fn a_failed_over_call_is_one_trace_with_a_span_per_attempt() {
         .parse()
         .unwrap();
     assert!(input > 0 && output > 0);
+    assert_eq!(
+        attr(second, "gen_ai.response.finish_reasons").as_deref(),
+        Some("stop")
+    );
     assert!(attr(second, "switchyard.time_to_first_token_s").is_some());
     assert_eq!(
         attr(second, "gen_ai.input.messages"),

@@ -237,6 +237,17 @@ pub fn attr(attributes: &[KeyValue], key: &str) -> Option<String> {
         Value::IntValue(i) => Some(i.to_string()),
         Value::DoubleValue(d) => Some(d.to_string()),
         Value::BoolValue(b) => Some(b.to_string()),
+        Value::ArrayValue(array) => Some(
+            array
+                .values
+                .iter()
+                .filter_map(|v| match v.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         _ => None,
     }
 }
