@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::{Outcome, Reloader, SourceTask};
@@ -38,6 +38,13 @@ pub enum FileError {
     },
 }
 
+/// Whether a directory event may have changed what the policy path reads as. Opens,
+/// reads and closes (inotify's access events) never do, and reacting to them would make
+/// the source's own read of the file trigger the next read, for ever.
+fn may_change_content(kind: &EventKind) -> bool {
+    !matches!(kind, EventKind::Access(_))
+}
+
 /// A policy file being watched, loaded once and ready to follow changes.
 pub struct FileSource {
     path: PathBuf,
@@ -56,8 +63,8 @@ impl FileSource {
         };
         let (tx, changes) = mpsc::unbounded_channel();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Any event in the directory may be the swap; reading decides.
-            if event.is_ok() {
+            // Any change in the directory may be the swap; reading decides.
+            if event.is_ok_and(|event| may_change_content(&event.kind)) {
                 let _ = tx.send(());
             }
         })
@@ -104,6 +111,52 @@ impl FileSource {
                     tracing::warn!(%origin, %error, "cannot read the policy file; keeping the running policy");
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use notify::{RecursiveMode, Watcher};
+
+    use super::may_change_content;
+
+    /// Real inotify events for a read of the file, then a sentinel file's creation:
+    /// events are delivered in order, so once the sentinel's arrives every event of the
+    /// read has been seen. The read must produce events and none may count as a change.
+    #[test]
+    fn reading_the_file_is_no_change_but_creating_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        let sentinel = dir.path().join("sentinel");
+        std::fs::write(&policy, "routes: []\n").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut watcher = notify::recommended_watcher(tx).unwrap();
+        watcher
+            .watch(dir.path(), RecursiveMode::NonRecursive)
+            .unwrap();
+
+        std::fs::read_to_string(&policy).unwrap();
+        std::fs::create_dir(&sentinel).unwrap();
+
+        let mut before_sentinel = Vec::new();
+        loop {
+            let event = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+            if event.paths.contains(&sentinel) {
+                assert!(may_change_content(&event.kind), "{event:?}");
+                break;
+            }
+            before_sentinel.push(event);
+        }
+        assert!(
+            !before_sentinel.is_empty(),
+            "the read produced no events to filter"
+        );
+        for event in before_sentinel {
+            assert!(!may_change_content(&event.kind), "{event:?}");
         }
     }
 }
