@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the Kubernetes packaging: Helm chart (lint, schema-validated render), YAML style,
-# Dockerfile lint, CRD drift, and the injector over real HTTPS (pytest tests/k8s).
+# Dockerfile lint and build context, CRD drift, and the injector over real HTTPS (pytest tests/k8s).
 # Called by tests/run.sh from the repo root with VENV (a Python venv with pytest) and
 # SWITCHYARD_BIN (the built binary). Installs its own tools idempotently.
 set -euo pipefail
@@ -87,6 +87,10 @@ docker_lint() {
   "$VENV/bin/hadolint" Dockerfile
 }
 
+docker_context() {
+  "$PY" tests/k8s/docker_context.py .
+}
+
 crd_equal() {
   local generated="$TOOLS/crd.yaml"
   "$SWITCHYARD_BIN" crd > "$generated"
@@ -103,6 +107,7 @@ step "helm lint" helm_lint
 step "helm template | kubernetes-validate" helm_validate
 step "yamllint" yaml_lint
 step "hadolint" docker_lint
+step "Dockerfile build stage loads the manifest from its context" docker_context
 step "CRD equals 'switchyard crd'" crd_equal
 step "injector webhook over HTTPS (pytest)" webhook_tests
 echo "packaging: $passed passed, $failed failed"
