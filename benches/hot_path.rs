@@ -63,7 +63,7 @@ fn inbound_headers() -> HeaderMap {
 
 fn hot_path(c: &mut Criterion) {
     let spec = decode_and_validate(POLICY).expect("the bench policy is valid");
-    let shared = Shared::new(32 << 20);
+    let shared = Shared::new(32 << 20, std::time::Duration::from_secs(30));
     shared.install(spec);
     let policy = shared.policy().expect("a policy was just installed");
     let headers = inbound_headers();

@@ -42,6 +42,15 @@ pub struct RunArgs {
     /// Largest request body accepted and replayed on failover.
     #[arg(long, default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's head, and then its body, on both
+    /// listeners: a stalled client is answered 408 (body) or closed (head) instead of
+    /// holding a connection for ever.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_read_timeout: Duration,
+    /// How often provider keys kept in files (`apiKey.fromFile`, a mounted Secret) are
+    /// read again, so a rotated key is used without a restart.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub key_refresh_interval: Duration,
 }
 
 impl RunArgs {
@@ -57,6 +66,8 @@ impl RunArgs {
             kubeconfig: None,
             drain_timeout: Duration::from_secs(30),
             max_body_bytes: 32 << 20,
+            request_read_timeout: Duration::from_secs(30),
+            key_refresh_interval: Duration::from_secs(10),
         }
     }
 }
@@ -88,6 +99,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<bool>>,
     _source: Option<SourceTask>,
+    _keys: SourceTask,
 }
 
 impl Running {
@@ -112,7 +124,7 @@ impl Running {
 /// binds both listeners and starts serving. A Kubernetes source loads in the background:
 /// `/readyz` is 503 until its first good policy.
 pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
-    let shared = Arc::new(Shared::new(args.max_body_bytes));
+    let shared = Arc::new(Shared::new(args.max_body_bytes, args.request_read_timeout));
     let source = source::open(args, Arc::clone(&shared))
         .await
         .map_err(|e| StartError::Config(vec![e.to_string()]))?;
@@ -131,6 +143,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
             source,
         })?;
     let source = source.spawn();
+    let keys = source::keys::spawn(Arc::clone(&shared), args.key_refresh_interval);
     match shared.policy() {
         Some(policy) => {
             tracing::info!(%proxy_addr, %admin_addr, generation = policy.generation, "switchyard is serving");
@@ -152,6 +165,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         move |req, _peer| proxy::handle(Arc::clone(&proxy_shared), req),
         wait_for_stop(stopped),
         drain,
+        args.request_read_timeout,
     );
     // The admin port outlives the proxy's drain so probes see readiness turn false.
     let proxy_task = tokio::spawn(async move {
@@ -165,6 +179,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         move |req, peer| admin::handle(Arc::clone(&admin_shared), req, peer),
         wait_for_stop(admin_stopped),
         Duration::from_secs(1),
+        args.request_read_timeout,
     ));
     Ok(Running {
         proxy_addr,
@@ -173,6 +188,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         stop,
         tasks: vec![proxy_task, admin_task],
         _source: source,
+        _keys: keys,
     })
 }
 

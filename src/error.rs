@@ -49,6 +49,9 @@ pub enum ProxyError {
     /// No valid policy has loaded yet.
     #[error("the sidecar has no valid routing policy yet")]
     NotReady,
+    /// The client stopped sending its body before it was complete.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
 }
 
 impl ProxyError {
@@ -63,6 +66,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -77,6 +81,7 @@ impl ProxyError {
             ProxyError::Unavailable { .. } => "unavailable",
             ProxyError::DeadlineExceeded(_) => "deadline",
             ProxyError::NotReady => "not_ready",
+            ProxyError::BodyTimeout(_) => "body_timeout",
         }
     }
 

@@ -2,7 +2,8 @@
 //! (swapped atomically), target state that survives reloads, pools and metrics.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
@@ -23,11 +24,14 @@ pub struct Shared {
     generation: AtomicU64,
     /// Largest request body accepted (and replayed on failover).
     pub body_limit: usize,
+    /// Longest a client may take to send a request body.
+    pub body_read_timeout: Duration,
+    installing: Mutex<()>,
 }
 
 impl Shared {
     /// Fresh state with no policy loaded yet (not ready).
-    pub fn new(body_limit: usize) -> Self {
+    pub fn new(body_limit: usize, body_read_timeout: Duration) -> Self {
         Self {
             policy: ArcSwapOption::empty(),
             registry: Registry::default(),
@@ -36,6 +40,8 @@ impl Shared {
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             body_limit,
+            body_read_timeout,
+            installing: Mutex::new(()),
         }
     }
 
@@ -47,6 +53,28 @@ impl Shared {
     /// Compiles a validated spec and swaps it in; requests in flight keep their snapshot.
     /// Returns the new generation.
     pub fn install(&self, spec: PolicySpec) -> u64 {
+        let _installing = self
+            .installing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.install_locked(spec)
+    }
+
+    /// Compiles `current`'s own spec again (re-reading key files) and swaps it in, unless
+    /// another policy replaced `current` meanwhile. Breakers, cooldowns and pools carry
+    /// over as on any reload.
+    pub fn recompile(&self, current: &Arc<Policy>) -> Option<u64> {
+        let _installing = self
+            .installing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let running = self.policy.load_full()?;
+        Arc::ptr_eq(&running, current).then(|| self.install_locked(current.spec.clone()))
+    }
+
+    /// Installs hold `installing`, so a compile (which reconfigures shared target state)
+    /// never interleaves with another.
+    fn install_locked(&self, spec: PolicySpec) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let ctx = CompileContext {
             registry: &self.registry,

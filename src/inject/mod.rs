@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -33,6 +33,9 @@ use sidecar::{SidecarConfig, SidecarMode};
 const MAX_BODY: usize = 8 * 1024 * 1024;
 /// How long in-flight reviews may finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(10);
+/// The API server calls with a 10 s budget of its own; a peer slower than that to finish
+/// a TLS handshake or send a request head is not one, and must not hold a connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Flags of `switchyard inject-webhook`.
 #[derive(clap::Args, Debug, Clone)]
@@ -191,7 +194,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%addr, image = %config.image, mode = ?config.mode, "inject-webhook listening");
 
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -199,7 +207,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
+                    // Out of file descriptors and the like: back off, or this loop spins.
                     tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
@@ -210,10 +220,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(tls) => tls,
-                Err(err) => {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => {
                     tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };

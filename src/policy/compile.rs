@@ -268,6 +268,41 @@ impl Policy {
         out
     }
 
+    /// Providers whose `apiKey.fromFile` now reads differently from the key compiled in:
+    /// a rotated Secret. Reads a few small files; call it off the request path.
+    pub fn stale_key_files(&self) -> Vec<String> {
+        self.spec
+            .providers
+            .iter()
+            .filter(|spec| spec.auth.passthrough != Some(true))
+            .filter_map(|spec| {
+                let source = spec.auth.api_key.as_ref()?;
+                let path = source
+                    .from_file
+                    .as_ref()
+                    .filter(|_| source.from_env.is_none())?;
+                let provider = self.provider(&spec.name)?;
+                let now = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|key| key_header(spec.api, &key));
+                let same = match (&provider.auth, &now) {
+                    (Auth::Key(compiled), Some(now)) => compiled.as_bytes() == now.as_bytes(),
+                    (Auth::Missing, None) => true,
+                    _ => false,
+                };
+                (!same).then(|| spec.name.clone())
+            })
+            .collect()
+    }
+
+    fn provider(&self, name: &str) -> Option<&Provider> {
+        self.routes
+            .iter()
+            .flat_map(|route| &route.targets)
+            .map(|target| &*target.provider)
+            .find(|provider| provider.name == name)
+    }
+
     /// The route names `GET /v1/models` lists.
     pub fn model_names(&self) -> impl Iterator<Item = &str> {
         self.routes
@@ -329,25 +364,33 @@ fn resolve_key(provider: &str, api: ApiKind, source: &KeySource) -> Auth {
         (None, Some(path)) => (std::fs::read_to_string(path).ok(), format!("file {path}")),
         (None, None) => (None, "an empty key source".to_owned()),
     };
-    let key = key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
-    let Some(key) = key else {
+    let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
         tracing::warn!(provider, source = %origin, "no API key found; requests to this provider go without one");
         return Auth::Missing;
     };
-    let text = match api {
-        ApiKind::Openai => format!("Bearer {key}"),
-        ApiKind::Anthropic | ApiKind::AzureOpenai => key,
-    };
-    match HeaderValue::from_str(&text) {
-        Ok(mut value) => {
-            value.set_sensitive(true);
-            Auth::Key(value)
-        }
-        Err(_) => {
+    match key_header(api, &key) {
+        Some(value) => Auth::Key(value),
+        None => {
             tracing::warn!(provider, source = %origin, "API key is not a valid header value; ignoring it");
             Auth::Missing
         }
     }
+}
+
+/// The auth header value for a key as read (surrounding whitespace and newlines of a
+/// mounted file dropped), marked sensitive so it never prints.
+fn key_header(api: ApiKind, key: &str) -> Option<HeaderValue> {
+    let key = key.trim();
+    if key.is_empty() {
+        return None;
+    }
+    let mut value = match api {
+        ApiKind::Openai => HeaderValue::from_str(&format!("Bearer {key}")),
+        ApiKind::Anthropic | ApiKind::AzureOpenai => HeaderValue::from_str(key),
+    }
+    .ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 fn duration_or(value: Option<&DurationStr>, default: Duration) -> Duration {

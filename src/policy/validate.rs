@@ -16,6 +16,9 @@ use super::spec::{
 
 /// Headers that carry credentials: a policy names where a key lives, never the key itself.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
+/// The longest duration a policy may say: far beyond any sensible timeout or cooldown,
+/// and far below what would overflow a deadline computed from it.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One problem in a policy, at the field path a user would look for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,7 +369,8 @@ impl Validator {
         self.non_negative("retryBudget.minPerSecond", r.min_per_second);
     }
 
-    /// Parses a duration when given; `positive` rejects zero where zero makes no sense.
+    /// Parses a duration when given; `positive` rejects zero where zero makes no sense,
+    /// and nothing is longer than [`MAX_DURATION`].
     fn duration(
         &mut self,
         path: &str,
@@ -376,6 +380,10 @@ impl Validator {
         match d?.parse() {
             Ok(d) if positive && d.is_zero() => {
                 self.err(path, "must be greater than zero");
+                None
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.err(path, "must be at most 7d");
                 None
             }
             Ok(d) => Some(d),

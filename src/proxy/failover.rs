@@ -70,11 +70,12 @@ pub async fn serve(
     let mut candidates = Vec::with_capacity(order.len());
     for index in order {
         let target = &route.targets[index];
-        let prepared = match run.prepare(index) {
-            Ok(prepared) => prepared,
+        // The cheap check first: the body (a copy, or a translation) is only built for a
+        // target that is admitted, so an outage's open breakers cost no body work.
+        let crossing = match run.crossing(index) {
+            Ok(crossing) => crossing,
             Err(unsupported) => {
-                tracing::debug!(route = %route.model, target = %target.label(), reason = %unsupported, "skipping target: unsupported");
-                spans::skipped(&target.label(), "unsupported");
+                run.skip_unsupported(index, &unsupported);
                 continue;
             }
         };
@@ -91,8 +92,17 @@ pub async fn serve(
         {
             Ok(admission) => admission,
             Err((skip, _)) => {
-                tracing::debug!(route = %route.model, target = %target.label(), reason = skip.as_str(), "skipping target");
-                spans::skipped(&target.label(), skip.as_str());
+                let label = target.label();
+                tracing::debug!(route = %route.model, target = %label, reason = skip.as_str(), "skipping target");
+                spans::skipped(&label, skip.as_str());
+                continue;
+            }
+        };
+        let prepared = match run.prepare(index, crossing) {
+            Ok(prepared) => prepared,
+            Err(unsupported) => {
+                // Dropping the admission releases it without a verdict.
+                run.skip_unsupported(index, &unsupported);
                 continue;
             }
         };
@@ -162,12 +172,24 @@ impl Run<'_> {
             .as_ref()
     }
 
-    /// The crossing and body for a target, or why it cannot serve this request.
-    fn prepare(&self, index: usize) -> Result<Prepared, Unsupported> {
+    /// How this request reaches a target's API, or why it cannot.
+    fn crossing(&self, index: usize) -> Result<Crossing, Unsupported> {
+        let target = &self.policy.routes[self.route].targets[index];
+        Crossing::new(self.operation, target.provider.api, || self.parsed())
+    }
+
+    fn skip_unsupported(&self, index: usize, unsupported: &Unsupported) {
+        let route = &self.policy.routes[self.route];
+        let label = route.targets[index].label();
+        tracing::debug!(route = %route.model, target = %label, reason = %unsupported, "skipping target: unsupported");
+        spans::skipped(&label, "unsupported");
+    }
+
+    /// The body for a target, or why this request cannot be sent to it.
+    fn prepare(&self, index: usize, crossing: Crossing) -> Result<Prepared, Unsupported> {
         let route = &self.policy.routes[self.route];
         let target = &route.targets[index];
         let model = target.model_for(&self.body.model);
-        let crossing = Crossing::new(self.operation, target.provider.api, || self.parsed())?;
         let body = crossing.request_body(
             || self.body.with_model(model),
             self.parsed(),
@@ -251,20 +273,25 @@ impl Run<'_> {
     async fn last_chance(mut self, candidates: &[usize]) -> Result<Response<Body>, ProxyError> {
         let route = &self.policy.routes[self.route];
         let now = Instant::now();
-        let soonest = candidates
+        let mut by_availability: Vec<_> = candidates
             .iter()
             .map(|&i| (route.targets[i].state.available_at(now), i))
-            .min_by_key(|(at, _)| *at);
-        let Some((_, index)) = soonest else {
+            .collect();
+        by_availability.sort_by_key(|&(at, _)| at);
+        // The soonest available target whose body can be built for this request.
+        let soonest = by_availability.iter().find_map(|&(_, index)| {
+            let crossing = self.crossing(index).ok()?;
+            self.prepare(index, crossing)
+                .ok()
+                .map(|prepared| (index, prepared))
+        });
+        let Some((index, prepared)) = soonest else {
             let error = ProxyError::AllFailed(format!(
                 "no target of route {:?} can serve a {} call",
                 route.model,
                 self.operation.dialect().as_str()
             ));
             return Ok(self.fail(error));
-        };
-        let Ok(prepared) = self.prepare(index) else {
-            return Ok(self.fail(ProxyError::AllFailed(self.describe_last())));
         };
         let admission = route.targets[index].state.admit_forced();
         if let Some(response) = self.attempt(index, admission, prepared).await {

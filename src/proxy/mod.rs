@@ -73,7 +73,12 @@ async fn call(
             limit: shared.body_limit,
         });
     }
-    let bytes = inbound::read_body(body, shared.body_limit).await?;
+    let bytes = tokio::time::timeout(
+        shared.body_read_timeout,
+        inbound::read_body(body, shared.body_limit),
+    )
+    .await
+    .map_err(|_| ProxyError::BodyTimeout(shared.body_read_timeout))??;
     let body = InboundBody::parse(bytes)?;
     failover::serve(shared, policy, operation, &parts.headers, body).await
 }

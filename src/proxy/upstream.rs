@@ -13,7 +13,7 @@ use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::classify::FailReason;
 use crate::policy::spec::ApiKind;
@@ -61,7 +61,10 @@ pub fn build_client(connect_timeout: Duration) -> Client {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
+    // The idle timeout only runs with a timer; without one, idle sockets (to hosts a
+    // reload removed, too) stay open until a request happens to find them.
     HyperClient::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
         .build(https)

@@ -5,6 +5,7 @@
 
 mod diff;
 pub mod file;
+pub mod keys;
 pub mod kube;
 
 use std::sync::{Arc, Mutex};
@@ -169,7 +170,10 @@ routes:
 "#;
 
     fn reloader() -> Reloader {
-        Reloader::new(Arc::new(Shared::new(1024)))
+        Reloader::new(Arc::new(Shared::new(
+            1024,
+            std::time::Duration::from_secs(30),
+        )))
     }
 
     #[test]

@@ -205,3 +205,56 @@ routes:
     );
     assert!(!sent.headers.contains_key("authorization"));
 }
+
+/// A client that stalls mid-body gets a 408 in its own format after
+/// `--request-read-timeout`; one that stalls mid-head is disconnected. Neither holds a
+/// connection for ever, and nothing reaches an upstream.
+#[tokio::test]
+async fn a_stalled_client_is_timed_out_on_the_body_and_on_the_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(policy.path(), two_target_policy(&primary, &secondary, "")).unwrap();
+    let mut args = switchyard::app::RunArgs::loopback(Some(policy.path().to_owned()));
+    args.request_read_timeout = ms(200);
+    let sidecar = Sidecar::start_with(args).await;
+    let bound = std::time::Duration::from_secs(10);
+
+    let mut body_staller = tokio::net::TcpStream::connect(sidecar.running.proxy_addr)
+        .await
+        .unwrap();
+    body_staller
+        .write_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\":",
+        )
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(bound, body_staller.read_to_string(&mut reply))
+        .await
+        .expect("the sidecar answers a stalled body")
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.contains("x-switchyard-error: body_timeout"),
+        "{reply}"
+    );
+    assert!(reply.contains("\"invalid_request_error\""), "{reply}");
+
+    let mut head_staller = tokio::net::TcpStream::connect(sidecar.running.proxy_addr)
+        .await
+        .unwrap();
+    head_staller
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(bound, head_staller.read_to_end(&mut rest))
+        .await
+        .expect("the sidecar closes a connection whose head stalls")
+        .unwrap();
+    assert_eq!(primary.calls() + secondary.calls(), 0);
+}

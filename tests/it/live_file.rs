@@ -214,3 +214,43 @@ fn the_crd_schema_rejects_what_validation_rejects_where_it_can() {
     assert_eq!(columns, ["Routes", "Age"]);
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "rp");
 }
+
+/// A provider key kept in a file (a mounted Secret) is rotated: the sidecar sends the new
+/// key after its next refresh, without a restart or a policy edit.
+#[tokio::test]
+async fn a_rotated_key_file_is_used_without_a_restart() {
+    let upstream = MockServer::start("keyed").await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("openai");
+    std::fs::write(&key_file, "sk-first\n").unwrap();
+    let policy_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        policy_file.path(),
+        format!(
+            "providers:\n  - name: keyed\n    api: openai\n    baseUrl: {}/v1\n    \
+             auth: {{apiKey: {{fromFile: {}}}}}\nroutes:\n  - model: gpt-4o\n    \
+             targets: [{{provider: keyed}}]\n",
+            upstream.url(),
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let mut args = RunArgs::loopback(Some(policy_file.path().to_owned()));
+    args.key_refresh_interval = ms(20);
+    let sidecar = Sidecar::start_with(args).await;
+    let sent_key = || upstream.stats().recent.last().unwrap().headers["authorization"].clone();
+
+    assert_eq!(sidecar.chat("gpt-4o").await.status, 200);
+    assert_eq!(sent_key(), "Bearer sk-first");
+    assert_eq!(sidecar.generation().await, 1);
+
+    replace_file(&key_file, "sk-second\n").unwrap();
+    sidecar.wait_generation(2, 5 * SECOND).await;
+    assert_eq!(sidecar.chat("gpt-4o").await.status, 200);
+    assert_eq!(sent_key(), "Bearer sk-second");
+    assert_eq!(
+        sidecar.generation().await,
+        2,
+        "an unchanged key file is no reason to recompile"
+    );
+}

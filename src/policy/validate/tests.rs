@@ -217,6 +217,12 @@ fn durations_parse_and_are_positive() {
         "routes[0].timeout: must be greater than zero",
     );
     assert!(errors_after(|s| s.rate_limit.default_cooldown = Some("0s".into())).is_empty());
+    // Far past any sensible value, and an `Instant` overflow on every request if taken.
+    assert_one(
+        |s| s.routes[0].timeout = Some("1000000h".into()),
+        "routes[0].timeout: must be at most 7d",
+    );
+    assert!(errors_after(|s| s.routes[0].timeout = Some("7d".into())).is_empty());
 }
 
 #[test]
