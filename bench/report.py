@@ -96,7 +96,7 @@ def write(out, meta, results, commands):
         c1 = results[n]["c1"].get("cpu_us_per_req")
         top = results[n]["sweep"][-1].get("cpu_us_per_req")
         lines.append(f"| {n} | {us(c1)} | {us(top)} | {fmt(c1 / sy_cpu if sy_cpu and c1 else None, '×', 1)} |")
-    lines += ["", "## SSE lane (64 deltas 20 ms apart, one stream at a time; `examples/sse_probe.rs`)", "",
+    lines += ["", "## SSE lane (64 deltas 20 ms apart, one stream at a time after one untimed warm-up stream; `examples/sse_probe.rs`)", "",
               "| contender | streams | errors | TTFT p50 | TTFT p99 | added TTFT p99 | gap p50 | gap p99 | added gap p99 | coalesced (commit flush) | coalesced (after) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in (n for n in names if "sse" in results[n]):

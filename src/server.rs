@@ -16,6 +16,19 @@ use tokio::net::TcpListener;
 
 use crate::body::Body;
 
+/// The HTTP/1 and HTTP/2 connection builder of every listener: with a timer, without
+/// which hyper enforces no header-read timeout at all and a silent client holds its
+/// connection for ever.
+pub fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
 /// Serves `handler` on `listener` until `shutdown` resolves, then lets open connections
 /// (and their streams) finish for up to `drain`. Returns whether the drain completed.
 pub async fn serve<H, F>(
@@ -30,13 +43,7 @@ where
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Without a timer hyper enforces no header-read timeout at all.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    let builder = connection_builder(header_read_timeout);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -21,8 +21,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -194,12 +193,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%addr, image = %config.image, mode = ?config.mode, "inject-webhook listening");
 
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    let builder = crate::server::connection_builder(HANDSHAKE_TIMEOUT);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
