@@ -26,7 +26,11 @@ if [ ! -x bench/.venv-litellm/bin/litellm ]; then
   bench/.venv-litellm/bin/pip install -q 'litellm[proxy]'
 fi
 
-cargo build --release --bin switchyard --example sse_probe
+# Two builds: the example needs the dev-dependencies (tokio's test-util among them), and
+# building it with the binary would give the measured binary their features too. Alone,
+# the binary is the one `cargo run --release` and the Dockerfile build.
+cargo build --release --bin switchyard
+cargo build --release --example sse_probe
 
 # 1,000 open streams need more descriptors than the usual default of 1,024.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
