@@ -32,9 +32,6 @@ use sidecar::{SidecarConfig, SidecarMode};
 const MAX_BODY: usize = 8 * 1024 * 1024;
 /// How long in-flight reviews may finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(10);
-/// The API server calls with a 10 s budget of its own; a peer slower than that to finish
-/// a TLS handshake or send a request head is not one, and must not hold a connection.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Flags of `switchyard inject-webhook`.
 #[derive(clap::Args, Debug, Clone)]
@@ -48,6 +45,11 @@ pub struct Args {
     /// PEM private key of the certificate; reloaded when the file changes.
     #[arg(long)]
     pub tls_key: PathBuf,
+    /// Longest a peer may take to finish the TLS handshake, then to send a request head.
+    /// The API server calls with a 10 s budget of its own; a slower peer is not one, and
+    /// must not hold a connection.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
     /// What is injected (boxed: these flags are many and the CLI's enum stays small).
     #[command(flatten)]
     pub sidecar: Box<SidecarArgs>,
@@ -193,7 +195,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%addr, image = %config.image, mode = ?config.mode, "inject-webhook listening");
 
     let graceful = GracefulShutdown::new();
-    let builder = crate::server::connection_builder(HANDSHAKE_TIMEOUT);
+    let handshake_timeout = args.handshake_timeout;
+    let builder = crate::server::connection_builder(handshake_timeout);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -214,7 +217,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => {
                     tracing::debug!(%peer, error = %err, "TLS handshake failed");

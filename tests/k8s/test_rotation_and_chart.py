@@ -9,7 +9,7 @@ import subprocess
 import yaml
 from cryptography import x509
 
-from conftest import ROOT, Webhook, make_ca, make_leaf
+from conftest import ROOT, SIDECAR_ARGS, Webhook, make_ca, make_leaf
 from validate_manifests import validate_object
 
 K8S_VERSION = os.environ.get("K8S_VALIDATE_VERSION", "1.33.0")
@@ -126,3 +126,32 @@ def test_manual_example_matches_the_injector():
 
     committed = (ROOT / "deploy" / "examples" / "app-with-sidecar.yaml").read_text()
     assert committed == render(), "regenerate with tests/k8s/gen_manual_example.py"
+
+
+def closed_by_server(sock):
+    """Blocks until the peer closes (recv returns b''); the socket's timeout only bounds
+    the wait so a regression fails instead of hanging."""
+    sock.settimeout(10)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, ssl.SSLError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_a_silent_peer_is_disconnected_after_the_handshake_timeout(tls_files, fresh_webhook):
+    hook = fresh_webhook(tls_files / "tls.crt", tls_files / "tls.key",
+                         args=[*SIDECAR_ARGS, "--handshake-timeout", "300ms"])
+    with socket.create_connection(hook.addr) as silent:
+        assert closed_by_server(silent), "a peer that never starts TLS keeps its connection"
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(hook.addr) as sock:
+        with context.wrap_socket(sock, server_hostname="localhost") as tls:
+            tls.sendall(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
+            assert closed_by_server(tls), "a request head that stalls keeps its connection"
+    # The webhook still serves after shedding both.
+    assert served_certificate(hook.addr).subject
