@@ -84,6 +84,22 @@ struct BreakerView {
     open_for_ms: Option<u128>,
     cooldown_ms: Option<u128>,
     in_flight: u32,
+    baseline: BaselineView,
+}
+
+/// A target's normal as `/breakers` shows it: `null` fields until enough samples.
+#[derive(Serialize)]
+struct BaselineView {
+    /// Decayed mean time to first token of streams.
+    ttft_seconds: Option<f64>,
+    /// About the 95th percentile of it (the `auto` hedge delay).
+    ttft_p95_seconds: Option<f64>,
+    /// Decayed mean seconds per output token of non-streamed calls.
+    seconds_per_output_token: Option<f64>,
+    /// Decayed mean time to the response headers of non-streamed calls.
+    first_byte_seconds: Option<f64>,
+    /// Samples behind the three estimates.
+    samples: [u32; 3],
 }
 
 fn breakers(shared: &Shared) -> Response<Body> {
@@ -95,7 +111,7 @@ fn breakers(shared: &Shared) -> Response<Body> {
         .target_states()
         .iter()
         .map(|state| {
-            let (snapshot, cooldown) = state.snapshot(now);
+            let (snapshot, cooldown, baseline) = state.snapshot(now);
             BreakerView {
                 provider: state.key.provider.clone(),
                 model: state.key.model.clone(),
@@ -108,6 +124,17 @@ fn breakers(shared: &Shared) -> Response<Body> {
                     .map(|u| u.saturating_duration_since(now).as_millis()),
                 cooldown_ms: cooldown.map(|u| u.saturating_duration_since(now).as_millis()),
                 in_flight: state.in_flight(),
+                baseline: BaselineView {
+                    ttft_seconds: baseline.ttft.mean(),
+                    ttft_p95_seconds: baseline.ttft.p95(),
+                    seconds_per_output_token: baseline.per_token.mean(),
+                    first_byte_seconds: baseline.first_byte.mean(),
+                    samples: [
+                        baseline.ttft.samples(),
+                        baseline.per_token.samples(),
+                        baseline.first_byte.samples(),
+                    ],
+                },
             }
         })
         .collect();

@@ -55,6 +55,8 @@ pub enum FailReason {
     FirstByteTimeout,
     /// A gap between body chunks longer than `timeouts.idle`.
     IdleTimeout,
+    /// No sign of life for far longer than the target's own worst normal: a black hole.
+    Stalled,
     /// A failing-over HTTP status (408, 5xx, 529).
     Status(u16),
     /// The body or stream ended before it was complete.
@@ -76,6 +78,7 @@ impl FailReason {
             FailReason::ConnectTimeout => "connect_timeout",
             FailReason::FirstByteTimeout => "first_byte_timeout",
             FailReason::IdleTimeout => "idle_timeout",
+            FailReason::Stalled => "stalled",
             FailReason::Status(408) => "http_408",
             FailReason::Status(500) => "http_500",
             FailReason::Status(502) => "http_502",

@@ -14,6 +14,9 @@ use crate::policy::spec::ApiKind;
 /// Header naming why the sidecar failed a request.
 pub const ERROR_HEADER: &str = "x-switchyard-error";
 
+/// Header the OpenAI and Anthropic SDKs read before retrying on their own.
+pub const SHOULD_RETRY_HEADER: &str = "x-should-retry";
+
 /// A request the sidecar answers itself instead of with a provider's response.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -85,6 +88,22 @@ impl ProxyError {
         }
     }
 
+    /// Whether the sidecar answers this only after trying (or ruling out) every target,
+    /// so a client-side retry would only repeat the walk.
+    pub fn walked_the_plan(&self) -> bool {
+        match self {
+            ProxyError::AllFailed(_)
+            | ProxyError::Unavailable { .. }
+            | ProxyError::DeadlineExceeded(_) => true,
+            ProxyError::BadRequest(_)
+            | ProxyError::UnknownModel(_)
+            | ProxyError::BodyTooLarge { .. }
+            | ProxyError::NotFound(_)
+            | ProxyError::NotReady
+            | ProxyError::BodyTimeout(_) => false,
+        }
+    }
+
     /// The response in the caller's format.
     pub fn into_response(self, dialect: ApiKind) -> Response<Body> {
         let status = self.status();
@@ -96,6 +115,11 @@ impl ProxyError {
         if let ProxyError::Unavailable { retry_after, .. } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             response = response.header(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.walked_the_plan() {
+            // The official SDKs obey this: their default retries would walk the whole
+            // chain again (one app call, six upstream calls).
+            response = response.header(SHOULD_RETRY_HEADER, "false");
         }
         response
             .body(body::full(body))

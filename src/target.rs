@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::breaker::{Breaker, BreakerConfig, CallOutcome, Permit, Snapshot, State, Transition};
+use crate::breaker::{
+    Baseline, Breaker, BreakerConfig, CallOutcome, Permit, Snapshot, State, Timing, Transition,
+};
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::telemetry::spans;
 
@@ -28,13 +30,16 @@ pub struct TargetKey {
     pub model: String,
 }
 
-/// Breaker and cooldown, guarded together because admission reads both.
+/// Breaker, cooldown and baseline, guarded together because a verdict reads and writes
+/// all three.
 #[derive(Debug)]
 struct Health {
     /// The circuit breaker.
     pub breaker: Breaker,
     /// Resting after a 429 until then.
     pub cooldown_until: Option<Instant>,
+    /// The target's own normal timing.
+    pub baseline: Baseline,
 }
 
 /// Why a target was passed over for a request.
@@ -96,6 +101,7 @@ impl TargetState {
             health: Mutex::new(Health {
                 breaker: Breaker::new(config, now),
                 cooldown_until: None,
+                baseline: Baseline::default(),
             }),
             in_flight: AtomicU32::new(0),
             ttfb_ewma_us: AtomicU64::new(0),
@@ -170,12 +176,18 @@ impl TargetState {
     }
 
     /// A snapshot for `/breakers`.
-    pub fn snapshot(&self, now: Instant) -> (Snapshot, Option<Instant>) {
+    pub fn snapshot(&self, now: Instant) -> (Snapshot, Option<Instant>, Baseline) {
         let health = self.health();
         (
             health.breaker.snapshot(now),
             health.cooldown_until.filter(|c| *c > now),
+            health.baseline,
         )
+    }
+
+    /// The target's normal timing, for an attempt's black-hole bound and hedge delay.
+    pub fn baseline(&self) -> Baseline {
+        self.health().baseline
     }
 
     /// Forces the breaker open until `until` (drills).
@@ -265,21 +277,38 @@ impl Admission {
         &self.state
     }
 
-    /// Records the attempt's verdict: `failure` for breaker failures, `ttfb` when a first
-    /// byte (first content for streams) arrived. Returns the breaker transition, if any.
+    /// Records the attempt's verdict: `failure` for breaker failures, `timing` when the
+    /// call got as far as a first byte (first content for streams) or waited for one.
+    /// A success teaches the baseline; slowness is judged before it learns. Returns the
+    /// breaker transition, if any.
     pub fn finish(
         mut self,
         failure: bool,
-        ttfb: Option<Duration>,
+        timing: Option<Timing>,
         now: Instant,
     ) -> Option<Transition> {
-        if let Some(ttfb) = ttfb {
-            self.state.record_ttfb(ttfb);
+        let first_byte = timing.map(|t| match t {
+            Timing::Stream { ttft } => ttft,
+            Timing::Whole { first_byte, .. } => first_byte,
+        });
+        if let Some(first_byte) = first_byte {
+            self.state.record_ttfb(first_byte);
         }
-        let permit = self.permit.take()?;
         let transition = {
             let mut health = self.state.health();
-            let slow = ttfb.is_some_and(|t| health.breaker.config().is_slow(t));
+            let config = health.breaker.config();
+            let slow = timing.is_some_and(|t| {
+                first_byte.is_some_and(|f| config.is_slow_absolute(f))
+                    || health.baseline.is_slow(t, config.slow_factor)
+            });
+            if let (Some(timing), false) = (timing, failure) {
+                health.baseline.record(timing, now);
+                let baseline = &health.baseline;
+                self.state
+                    .metrics
+                    .baseline(baseline.ttft.mean(), baseline.per_token.mean());
+            }
+            let permit = self.permit.take()?;
             let outcome = if failure {
                 CallOutcome::Failure { slow }
             } else {

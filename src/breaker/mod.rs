@@ -4,9 +4,11 @@
 //! round never has more than `half_open_calls` probes admitted; results of calls admitted
 //! before the latest transition never cause a transition.
 
+mod baseline;
 mod types;
 mod window;
 
+pub use baseline::{Baseline, Estimate, Timing, BLACK_HOLE_FLOOR, MIN_SAMPLES, SLOW_FLOOR};
 pub use types::{BreakerConfig, CallOutcome, Reason, Snapshot, State, Transition};
 
 use tokio::time::{Duration, Instant};
@@ -188,7 +190,7 @@ impl Breaker {
         }
     }
 
-    /// The settings in force (callers use `is_slow` to classify).
+    /// The settings in force (callers use `is_slow_absolute` to classify).
     pub fn config(&self) -> &BreakerConfig {
         &self.config
     }

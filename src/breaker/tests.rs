@@ -40,10 +40,15 @@ fn defaults_match_design() {
     );
     assert_eq!((c.failure_rate, c.slow_rate), (0.2, 0.5));
     assert_eq!(
-        (c.slow_first_byte, c.open_for, c.max_open_for),
-        (secs(20), secs(30), secs(300))
+        (c.slow_first_byte, c.slow_factor, c.open_for, c.max_open_for),
+        (None, 3.0, secs(30), secs(300))
     );
-    assert!(c.is_slow(secs(21)) && !c.is_slow(secs(20)));
+    assert!(!c.is_slow_absolute(secs(3600)));
+    let absolute = BreakerConfig {
+        slow_first_byte: Some(secs(20)),
+        ..c.clone()
+    };
+    assert!(absolute.is_slow_absolute(secs(21)) && !absolute.is_slow_absolute(secs(20)));
 }
 
 #[test]

@@ -16,8 +16,11 @@ pub struct BreakerConfig {
     pub failure_rate: f64,
     /// Open after this many fresh failures in a row (0 disables the rule).
     pub consecutive_failures: u32,
-    /// A call whose first byte (a stream's commit point) takes longer is slow.
-    pub slow_first_byte: Duration,
+    /// An absolute threshold: a call whose first byte (a stream's commit point) takes
+    /// longer is slow. Off unless the policy sets it.
+    pub slow_first_byte: Option<Duration>,
+    /// A call is slow past this multiple of its target's own baseline.
+    pub slow_factor: f64,
     /// Open when the window's slow rate reaches this.
     pub slow_rate: f64,
     /// First open period, before jitter.
@@ -35,7 +38,8 @@ impl Default for BreakerConfig {
             minimum_calls: 10,
             failure_rate: 0.2,
             consecutive_failures: 5,
-            slow_first_byte: Duration::from_secs(20),
+            slow_first_byte: None,
+            slow_factor: 3.0,
             slow_rate: 0.5,
             open_for: Duration::from_secs(30),
             max_open_for: Duration::from_secs(300),
@@ -45,10 +49,11 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
-    /// Whether a call whose first byte took `first_byte` counts as slow; the caller classifies
-    /// with this so the breaker never needs to know about streams or timers.
-    pub fn is_slow(&self, first_byte: Duration) -> bool {
-        first_byte > self.slow_first_byte
+    /// Whether a call whose first byte took `first_byte` counts as slow by the absolute
+    /// threshold; the caller classifies with this and the baseline, so the breaker never
+    /// needs to know about streams or timers.
+    pub fn is_slow_absolute(&self, first_byte: Duration) -> bool {
+        self.slow_first_byte.is_some_and(|t| first_byte > t)
     }
 
     pub(super) fn probes(&self) -> u32 {
@@ -126,14 +131,14 @@ pub struct Transition {
 /// The verdict on an admitted call, as classified by the caller (DESIGN §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
-    /// The call did not count as a failure; `slow` per `BreakerConfig::is_slow`.
+    /// The call did not count as a failure; `slow` per the absolute threshold or the target's baseline.
     Success {
-        /// First byte later than `slow_first_byte`.
+        /// Slower than the target's normal, or than `slow_first_byte`.
         slow: bool,
     },
-    /// The call counts as a breaker failure; `slow` per `BreakerConfig::is_slow`.
+    /// The call counts as a breaker failure; `slow` per the absolute threshold or the target's baseline.
     Failure {
-        /// First byte later than `slow_first_byte` (e.g. a first-byte timeout).
+        /// Slower than the target's normal, or than `slow_first_byte` (e.g. a timeout).
         slow: bool,
     },
 }

@@ -94,6 +94,7 @@ pub struct ReloadLabels {
 }
 
 type CostCounter = Counter<f64, AtomicU64>;
+type SecondsGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric family the sidecar exports.
 pub struct Metrics {
@@ -106,6 +107,9 @@ pub struct Metrics {
     ttfb: Family<TargetLabels, AtomicHistogram>,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<TargetLabels, CostCounter>,
+    hedges: Family<RequestLabels, Counter>,
+    baseline_ttft: Family<TargetLabels, SecondsGauge>,
+    baseline_per_token: Family<TargetLabels, SecondsGauge>,
     /// Policy loads by result.
     pub reloads: Family<ReloadLabels, Counter>,
     /// The generation of the running policy.
@@ -200,6 +204,24 @@ impl Metrics {
             "Spans dropped before reaching the OTLP collector (queue full or export failed)",
             crate::telemetry::spans_dropped().clone(),
         );
+        let hedges = Family::default();
+        r.register(
+            "switchyard_hedges",
+            "Hedged requests by outcome: won (the hedge answered), lost (the first attempt did), denied (budget or maxRatio)",
+            hedges.clone(),
+        );
+        let baseline_ttft = Family::default();
+        r.register(
+            "switchyard_baseline_ttft_seconds",
+            "A target's own normal time to first token of streams (decayed mean)",
+            baseline_ttft.clone(),
+        );
+        let baseline_per_token = Family::default();
+        r.register(
+            "switchyard_baseline_seconds_per_output_token",
+            "A target's own normal latency per output token of non-streamed calls (decayed mean)",
+            baseline_per_token.clone(),
+        );
         Self {
             registry,
             requests,
@@ -210,6 +232,9 @@ impl Metrics {
             ttfb,
             tokens,
             cost,
+            hedges,
+            baseline_ttft,
+            baseline_per_token,
             reloads,
             generation,
             overhead,
@@ -236,6 +261,8 @@ impl Metrics {
             failover_slots: (0..pairs).map(|_| OutcomeCounters::default()).collect(),
             targets,
             by_outcome: Default::default(),
+            hedges: self.hedges.clone(),
+            by_hedge: Default::default(),
             duration: self
                 .duration
                 .get_or_create(&RouteLabels {
@@ -269,6 +296,8 @@ impl Metrics {
             input_tokens: token("input"),
             output_tokens: token("output"),
             cost: self.cost.get_or_create(&labels).clone(),
+            baseline_ttft: (self.baseline_ttft.clone(), OnceLock::new()),
+            baseline_per_token: (self.baseline_per_token.clone(), OnceLock::new()),
         }
     }
 
@@ -279,6 +308,8 @@ impl Metrics {
             model: model.to_owned(),
         };
         self.breaker_state.remove(&labels);
+        self.baseline_ttft.remove(&labels);
+        self.baseline_per_token.remove(&labels);
     }
 }
 
@@ -304,6 +335,8 @@ pub struct RouteMetrics {
     failover_slots: Box<[OutcomeCounters]>,
     targets: Vec<String>,
     by_outcome: OutcomeCounters,
+    hedges: Family<RequestLabels, Counter>,
+    by_hedge: [OnceLock<Counter>; 3],
     /// Inbound call duration.
     pub duration: AtomicHistogram,
 }
@@ -326,6 +359,25 @@ impl RouteMetrics {
                 .clone()
         })
         .inc();
+    }
+
+    /// Counts a hedged request's outcome.
+    pub fn hedge(&self, outcome: HedgeOutcome) {
+        let (slot, label) = match outcome {
+            HedgeOutcome::Won => (0, "won"),
+            HedgeOutcome::Lost => (1, "lost"),
+            HedgeOutcome::Denied => (2, "denied"),
+        };
+        self.by_hedge[slot]
+            .get_or_init(|| {
+                self.hedges
+                    .get_or_create(&RequestLabels {
+                        route: self.route.clone(),
+                        outcome: label.to_owned(),
+                    })
+                    .clone()
+            })
+            .inc();
     }
 
     /// Counts one inbound call with its outcome label.
@@ -359,9 +411,37 @@ pub struct TargetMetrics {
     pub output_tokens: Counter,
     /// USD spent.
     pub cost: CostCounter,
+    /// The baseline gauges, each created when its estimate first exists.
+    baseline_ttft: (Family<TargetLabels, SecondsGauge>, OnceLock<SecondsGauge>),
+    baseline_per_token: (Family<TargetLabels, SecondsGauge>, OnceLock<SecondsGauge>),
+}
+
+/// How a hedged request ended (`switchyard_hedges_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HedgeOutcome {
+    /// The hedge answered first.
+    Won,
+    /// The first attempt answered first.
+    Lost,
+    /// A hedge was due but the retry budget or `maxRatio` refused it.
+    Denied,
 }
 
 impl TargetMetrics {
+    /// Shows the target's baseline (seconds; `None` while it has too few samples).
+    pub fn baseline(&self, ttft: Option<f64>, per_token: Option<f64>) {
+        for ((family, gauge), value) in [
+            (&self.baseline_ttft, ttft),
+            (&self.baseline_per_token, per_token),
+        ] {
+            if let Some(value) = value {
+                gauge
+                    .get_or_init(|| family.get_or_create(&self.labels).clone())
+                    .set(value);
+            }
+        }
+    }
+
     /// Counts one attempt with its outcome label.
     pub fn attempt(&self, outcome: &'static str) {
         self.by_outcome
@@ -381,7 +461,7 @@ impl TargetMetrics {
 /// A stable slot for each outcome label; the label set is closed (see `classify` and
 /// `error`), and a collision would only merge two labels' handles, which a test rules out.
 fn outcome_slot(outcome: &str) -> usize {
-    const KNOWN: [&str; 28] = [
+    const KNOWN: [&str; 29] = [
         "success",
         "client_error",
         "rate_limited",
@@ -410,6 +490,7 @@ fn outcome_slot(outcome: &str) -> usize {
         "body_too_large",
         "not_found",
         "not_ready",
+        "stalled",
     ];
     KNOWN
         .iter()

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::breaker::BreakerConfig;
 use crate::budget::RetryBudget;
 use crate::classify::CooldownLimits;
+use crate::hedge::{Hedge, HedgeAfter};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::spec::{
     ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
@@ -19,9 +20,9 @@ use crate::proxy::upstream::{Client, Upstreams};
 use crate::target::{Registry, TargetKey, TargetState};
 
 const DEFAULT_CONNECT: Duration = Duration::from_secs(2);
-const DEFAULT_FIRST_BYTE: Duration = Duration::from_secs(30);
-const DEFAULT_IDLE: Duration = Duration::from_secs(60);
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(600);
+/// `hedge.maxRatio` when left out: hedging costs at most 5% more upstream calls.
+const DEFAULT_HEDGE_RATIO: f64 = 0.05;
 
 /// A validated policy ready to serve.
 pub struct Policy {
@@ -63,15 +64,17 @@ pub struct Provider {
     pub client: Client,
 }
 
-/// Per-attempt time limits.
+/// Per-attempt time limits. Only `connect` has a default: a healthy model may think for
+/// minutes before its first byte or pause between events, so the other two cut only when
+/// the policy asks (DESIGN §4 "Real model timing").
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// Connect.
     pub connect: Duration,
     /// Response headers; for streams, first content.
-    pub first_byte: Duration,
+    pub first_byte: Option<Duration>,
     /// Longest gap between chunks.
-    pub idle: Duration,
+    pub idle: Option<Duration>,
 }
 
 /// How requests to a provider are authenticated.
@@ -129,6 +132,10 @@ pub struct Route {
     pub timeout: Duration,
     /// `max_tokens` default for targets that require one.
     pub max_tokens: Option<u32>,
+    /// Hedging, when the route asks for it.
+    pub hedge: Option<Hedge>,
+    /// How long a call whose targets are all excluded may wait for the soonest.
+    pub max_wait: Duration,
     /// Metric handles.
     pub metrics: RouteMetrics,
 }
@@ -218,6 +225,15 @@ impl Policy {
                     targets,
                     timeout: duration_or(route.timeout.as_ref(), DEFAULT_ROUTE_TIMEOUT),
                     max_tokens: route.max_tokens,
+                    hedge: route.hedge.as_ref().map(|h| {
+                        let after = match h.after.trim() {
+                            "auto" => HedgeAfter::Auto,
+                            fixed => humantime::parse_duration(fixed)
+                                .map_or(HedgeAfter::Auto, HedgeAfter::Fixed),
+                        };
+                        Hedge::new(after, h.max_ratio.unwrap_or(DEFAULT_HEDGE_RATIO), now)
+                    }),
+                    max_wait: duration_or(route.max_wait.as_ref(), Duration::ZERO),
                 }
             })
             .collect();
@@ -315,8 +331,8 @@ impl Policy {
 fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstreams) -> Provider {
     let timeouts = Timeouts {
         connect: duration_or(spec.timeouts.connect.as_ref(), DEFAULT_CONNECT),
-        first_byte: duration_or(spec.timeouts.first_byte.as_ref(), DEFAULT_FIRST_BYTE),
-        idle: duration_or(spec.timeouts.idle.as_ref(), DEFAULT_IDLE),
+        first_byte: optional_duration(spec.timeouts.first_byte.as_ref()),
+        idle: optional_duration(spec.timeouts.idle.as_ref()),
     };
     let auth = match (&spec.auth.api_key, spec.auth.passthrough) {
         (_, Some(true)) => Auth::Passthrough,
@@ -394,7 +410,11 @@ fn key_header(api: ApiKind, key: &str) -> Option<HeaderValue> {
 }
 
 fn duration_or(value: Option<&DurationStr>, default: Duration) -> Duration {
-    value.and_then(|d| d.parse().ok()).unwrap_or(default)
+    optional_duration(value).unwrap_or(default)
+}
+
+fn optional_duration(value: Option<&DurationStr>) -> Option<Duration> {
+    value.and_then(|d| d.parse().ok())
 }
 
 /// The breaker config of a target: its overrides on top of the policy defaults on top of
@@ -425,9 +445,13 @@ fn breaker_config(defaults: &BreakerSpec, overrides: Option<&BreakerSpec>) -> Br
         minimum_calls: pick_u(|b| b.minimum_calls, base.minimum_calls),
         failure_rate: pick_f(|b| b.failure_rate, base.failure_rate),
         consecutive_failures: pick_u(|b| b.consecutive_failures, base.consecutive_failures),
-        slow_first_byte: pick_d(
-            |b| b.slow_call.as_ref().and_then(|s| s.first_byte.as_ref()),
-            base.slow_first_byte,
+        slow_first_byte: overrides
+            .and_then(|b| b.slow_call.as_ref()?.first_byte.as_ref())
+            .or_else(|| defaults.slow_call.as_ref()?.first_byte.as_ref())
+            .and_then(|d| d.parse().ok()),
+        slow_factor: pick_f(
+            |b| b.slow_call.as_ref().and_then(|s| s.factor),
+            base.slow_factor,
         ),
         slow_rate: pick_f(
             |b| b.slow_call.as_ref().and_then(|s| s.rate),

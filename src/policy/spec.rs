@@ -141,10 +141,11 @@ pub struct TimeoutsSpec {
     /// TCP + TLS connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect: Option<DurationStr>,
-    /// Until response headers, and for streams until the first content event.
+    /// Until response headers, and for streams until the first content event (no cut
+    /// unless set: a reasoning model may think for minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_byte: Option<DurationStr>,
-    /// Longest gap between body chunks.
+    /// Longest gap between body chunks (no cut unless set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<DurationStr>,
 }
@@ -182,6 +183,24 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_tokens: Option<u32>,
+    /// Start the next target too when an attempt shows no first content in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<HedgeSpec>,
+    /// When every target is excluded, wait this long for the soonest to come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<DurationStr>,
+}
+
+/// Hedging: a slow first attempt gets company instead of being cut.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HedgeSpec {
+    /// `auto` (the target's own p95 time to first token) or a duration.
+    pub after: String,
+    /// Hedges never exceed this share of the route's requests over a sliding minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0), extend("exclusiveMinimum" = true))]
+    pub max_ratio: Option<f64>,
 }
 
 /// Target ordering strategies.
@@ -290,7 +309,11 @@ impl BreakerSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlowCallSpec {
-    /// A call whose first byte takes longer is slow.
+    /// A call is slow past this multiple of its target's own baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub factor: Option<f64>,
+    /// An absolute threshold: a call whose first byte takes longer is slow (off unless set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_byte: Option<DurationStr>,
     /// Open at or above this slow rate, in (0, 1].

@@ -286,6 +286,14 @@ impl Validator {
         self.at_least_one(&format!("{at}.maxAttempts"), route.max_attempts);
         self.duration(&format!("{at}.timeout"), route.timeout.as_ref(), true);
         self.at_least_one(&format!("{at}.maxTokens"), route.max_tokens);
+        self.duration(&format!("{at}.maxWait"), route.max_wait.as_ref(), false);
+        if let Some(hedge) = &route.hedge {
+            if hedge.after.trim() != "auto" {
+                let after = DurationStr(hedge.after.clone());
+                self.duration(&format!("{at}.hedge.after"), Some(&after), true);
+            }
+            self.rate(&format!("{at}.hedge.maxRatio"), hedge.max_ratio);
+        }
     }
 
     fn target(&mut self, at: &str, target: &TargetSpec, names: &[&str], defaults: &BreakerSpec) {
@@ -334,6 +342,9 @@ impl Validator {
                 true,
             );
             self.rate(&format!("{at}.slowCall.rate"), slow.rate);
+            if slow.factor.is_some_and(|f| !(f >= 1.0 && f.is_finite())) {
+                self.err(format!("{at}.slowCall.factor"), "must be at least 1");
+            }
         }
         let open_for = self.duration(&format!("{at}.openFor"), b.open_for.as_ref(), true);
         let max_open_for =

@@ -3,10 +3,15 @@
 //!
 //! Before the commit point nothing reaches the app: error statuses, cut bodies, stalls
 //! and streams that break before their first content all come back as [`Attempt::Failed`].
+//!
+//! Time limits before the commit point ([`Watch`]): the request's search deadline, the
+//! configured `firstByte` / `idle` timeouts when set, and the target's black-hole bound
+//! (no life for far longer than its own worst normal) once it has a baseline. Any event
+//! of a stream (pings, comments, role chunks, reasoning) is life.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -16,12 +21,15 @@ use hyper::body::Incoming;
 use tokio::time::{timeout_at, Instant};
 
 use crate::body::{self, Body};
+use crate::breaker::Timing;
 use crate::classify::{classify_response, FailReason, Outcome};
 use crate::policy::{Policy, Route, Target};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
+use crate::proxy::settle::Settle;
 use crate::proxy::stream::{emit, Committed, StreamBody};
 use crate::proxy::upstream::{build_request, connect_failure, Operation};
+use crate::proxy::watch::Watch;
 use crate::sse::Parser;
 use crate::target::Admission;
 use crate::telemetry::spans;
@@ -66,8 +74,11 @@ pub struct AttemptRequest<'a> {
     pub stream: bool,
     /// When the request started.
     pub started: Instant,
-    /// The request's total deadline.
+    /// The deadline to find an answer: the route's `timeout`, or the app's if sooner.
     pub deadline: Instant,
+    /// The deadline the app asked for (`x-switchyard-timeout`): the only one that cuts a
+    /// committed stream that is still flowing.
+    pub app_deadline: Option<Instant>,
 }
 
 impl AttemptRequest<'_> {
@@ -80,163 +91,45 @@ impl AttemptRequest<'_> {
     }
 }
 
-/// Settles an attempt (breaker verdict, metrics) once its answer is complete, which for
-/// a stream is when the stream ends.
-pub struct Settle {
-    policy: Arc<Policy>,
-    route: usize,
-    target: usize,
-    admission: Admission,
-    started: Instant,
-    ttfb: Option<Duration>,
-    /// The attempt's span: it ends when the answer is complete (for a stream, its end).
-    span: tracing::Span,
-}
-
-impl Settle {
-    fn target(&self) -> &Target {
-        &self.policy.routes[self.route].targets[self.target]
-    }
-
-    /// Records a complete answer (`Ok` with its usage) or a failure after the commit point.
-    pub fn finish(self, result: Result<Usage, FailReason>) {
-        let _entered = self.span.enter();
-        let now = Instant::now();
-        let target = self.target();
-        let metrics = &target.state.metrics;
-        let route = &self.policy.routes[self.route];
-        match result {
-            Ok(usage) => {
-                spans::usage(&self.span, usage, self.ttfb);
-                metrics.attempt("success");
-                metrics.input_tokens.inc_by(usage.input);
-                metrics.output_tokens.inc_by(usage.output);
-                if let Some(price) = &target.price {
-                    let usd = (usage.input as f64 * price.input_per_mtok
-                        + usage.output as f64 * price.output_per_mtok)
-                        / 1e6;
-                    metrics.cost.inc_by(usd);
-                }
-                route.metrics.request("success");
-            }
-            Err(reason) => {
-                spans::failed(&self.span, reason.as_str());
-                metrics.attempt(reason.as_str());
-                route.metrics.request(reason.as_str());
-                tracing::warn!(
-                    route = %route.model,
-                    target = %target.label(),
-                    reason = reason.as_str(),
-                    "stream failed after its commit point"
-                );
-            }
-        }
-        route
-            .metrics
-            .duration
-            .observe(now.duration_since(self.started).as_secs_f64());
-        match result {
-            // The request's own deadline ended the stream: no verdict on the target.
-            Err(FailReason::Deadline) => self.admission.release(),
-            _ => {
-                self.admission.finish(result.is_err(), self.ttfb, now);
-            }
-        }
-    }
-
-    /// The app went away before the answer was complete: no verdict on the target.
-    pub fn cancel(self) {
-        self.target().state.metrics.attempt("cancelled");
-        self.policy.routes[self.route].metrics.request("cancelled");
-        self.admission.release();
-    }
-}
-
 /// Runs one attempt with an admission already granted; `span` is the attempt's span.
 pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing::Span) -> Attempt {
     let target = req.target();
     let provider = &target.provider;
     let started = Instant::now();
-    let first_byte_deadline = (started + provider.timeouts.first_byte).min(req.deadline);
-    let upstream_request = match build_request(
+    let no_life = admission.target().baseline().black_hole_after(req.stream);
+    let watch = Watch::new(
+        started,
+        provider.timeouts.first_byte,
+        provider.timeouts.idle,
+        no_life,
+        req.deadline,
+    );
+    let Ok(mut upstream_request) = build_request(
         provider,
         req.operation,
         req.model,
         req.headers,
         req.body.clone(),
-    ) {
-        Ok(mut r) => {
-            spans::inject(span, r.headers_mut());
-            r
-        }
-        Err(_) => {
-            return fail(
-                admission,
-                Outcome::Failure(FailReason::InvalidResponse),
-                false,
-                started,
-            )
-        }
+    ) else {
+        let outcome = Outcome::Failure(FailReason::InvalidResponse);
+        return fail(admission, outcome, req.stream, started);
     };
-    let response = match timeout_at(
-        first_byte_deadline,
-        provider.client.request(upstream_request),
-    )
-    .await
-    {
+    spans::inject(span, upstream_request.headers_mut());
+    let (wake, limit) = watch.next(started, true);
+    let response = match timeout_at(wake, provider.client.request(upstream_request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
-            return fail(
-                admission,
-                Outcome::Failure(connect_failure(&err)),
-                false,
-                started,
-            )
+            let outcome = Outcome::Failure(connect_failure(&err));
+            return fail(admission, outcome, req.stream, started);
         }
-        Err(_) => {
-            return fail(
-                admission,
-                Outcome::Failure(FailReason::FirstByteTimeout),
-                Instant::now() >= req.deadline,
-                started,
-            );
-        }
+        Err(_) => return fail(admission, Outcome::Failure(limit), req.stream, started),
     };
+    let first_byte = started.elapsed();
     let (parts, body) = response.into_parts();
     spans::status(span, parts.status);
-    let idle = provider.timeouts.idle;
     if !parts.status.is_success() {
-        let error_body = read_all(body, idle, req.deadline).await.unwrap_or_default();
-        let outcome = classify_response(
-            parts.status,
-            &parts.headers,
-            &error_body,
-            req.policy.cooldowns,
-            SystemTime::now(),
-        );
-        return match outcome {
-            Outcome::ClientError(_) | Outcome::Success => {
-                if matches!(
-                    parts.status,
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-                ) && target.state.first_auth_problem()
-                {
-                    tracing::error!(
-                        provider = %provider.name,
-                        status = parts.status.as_u16(),
-                        "provider rejected our credentials: check this provider's auth in the policy"
-                    );
-                }
-                target.state.metrics.attempt("client_error");
-                req.route().metrics.request("client_error");
-                admission.release();
-                let (status, body) = req.crossing.error_body(parts.status, error_body);
-                Attempt::Answered(passback(status, &parts.headers, body))
-            }
-            other => fail(admission, other, false, started),
-        };
+        return answer_error(req, admission, parts, body, watch, started).await;
     }
-    let ttfb = started.elapsed();
     spans::response_model(span, req.model);
     let is_sse = parts
         .headers
@@ -249,13 +142,15 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
         target: req.target,
         admission,
         started: req.started,
-        ttfb: Some(ttfb),
+        sent: started,
+        first_byte,
+        stream: req.stream && is_sse,
         span: span.clone(),
     };
     if req.stream && is_sse {
-        return stream_until_commit(req, parts, body, settle, first_byte_deadline, started).await;
+        return stream_until_commit(req, parts, body, settle, watch, started).await;
     }
-    match read_all(body, idle, req.deadline).await {
+    match read_all(body, watch.after_first_byte()).await {
         Ok(bytes) => {
             spans::completion(span, req.policy.capture_content, &bytes);
             let usage = body_usage(provider.api, &bytes);
@@ -264,20 +159,65 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
             Attempt::Answered(passback(parts.status, &parts.headers, body))
         }
         Err(reason) => {
-            let deadline_hit = Instant::now() >= req.deadline;
             let Settle { admission, .. } = settle;
-            fail(admission, Outcome::Failure(reason), deadline_hit, started)
+            fail(admission, Outcome::Failure(reason), false, started)
         }
     }
 }
 
-/// Reads a stream until its first content event, holding lifecycle events back.
+/// A non-2xx answer: a provider's client error goes back to the app (in its format), a
+/// failing-over status or a throttle moves on.
+async fn answer_error(
+    req: &AttemptRequest<'_>,
+    admission: Admission,
+    parts: http::response::Parts,
+    body: Incoming,
+    watch: Watch,
+    started: Instant,
+) -> Attempt {
+    let target = req.target();
+    let provider = &target.provider;
+    let error_body = read_all(body, watch.after_first_byte())
+        .await
+        .unwrap_or_default();
+    let outcome = classify_response(
+        parts.status,
+        &parts.headers,
+        &error_body,
+        req.policy.cooldowns,
+        SystemTime::now(),
+    );
+    match outcome {
+        Outcome::ClientError(_) | Outcome::Success => {
+            if matches!(
+                parts.status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            ) && target.state.first_auth_problem()
+            {
+                tracing::error!(
+                    provider = %provider.name,
+                    status = parts.status.as_u16(),
+                    "provider rejected our credentials: check this provider's auth in the policy"
+                );
+            }
+            target.state.metrics.attempt("client_error");
+            req.route().metrics.request("client_error");
+            admission.release();
+            let (status, body) = req.crossing.error_body(parts.status, error_body);
+            Attempt::Answered(passback(status, &parts.headers, body))
+        }
+        other => fail(admission, other, req.stream, started),
+    }
+}
+
+/// Reads a stream until its first content event, holding lifecycle events back. Every
+/// frame is life: it pushes the idle and black-hole limits back.
 async fn stream_until_commit(
     req: &AttemptRequest<'_>,
     parts: http::response::Parts,
     mut upstream: Incoming,
     mut settle: Settle,
-    first_byte_deadline: Instant,
+    watch: Watch,
     started: Instant,
 ) -> Attempt {
     let provider = &req.target().provider;
@@ -285,13 +225,15 @@ async fn stream_until_commit(
     let mut held = VecDeque::new();
     let mut translator = req.crossing.stream_translator(req.requested_model);
     let mut usage = Usage::default();
+    let mut last_life = Instant::now();
     let failure = loop {
-        let wake = (Instant::now() + provider.timeouts.idle).min(first_byte_deadline);
+        let (wake, limit) = watch.next(last_life, false);
         let frame = match timeout_at(wake, upstream.frame()).await {
-            Err(_) => break FailReason::FirstByteTimeout,
+            Err(_) => break limit,
             Ok(None) | Ok(Some(Err(_))) => break FailReason::Cut,
             Ok(Some(Ok(frame))) => frame,
         };
+        last_life = Instant::now();
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -318,7 +260,7 @@ async fn stream_until_commit(
             None => continue,
             Some(Err(reason)) => break reason,
             Some(Ok(ended)) => {
-                settle.ttfb = Some(started.elapsed());
+                settle.first_byte = started.elapsed();
                 let committed = Committed {
                     upstream,
                     parser,
@@ -331,7 +273,7 @@ async fn stream_until_commit(
                     committed,
                     (provider.api, req.operation.dialect()),
                     provider.timeouts.idle,
-                    req.deadline,
+                    req.app_deadline,
                     settle,
                 );
                 let mut response = Response::new(http_body_util::BodyExt::boxed_unsync(body));
@@ -342,30 +284,38 @@ async fn stream_until_commit(
         }
     };
     let Settle { admission, .. } = settle;
-    fail(
-        admission,
-        Outcome::Failure(failure),
-        Instant::now() >= req.deadline,
-        started,
-    )
+    fail(admission, Outcome::Failure(failure), true, started)
 }
 
-/// Records a failed attempt and reports it to the failover loop.
-fn fail(admission: Admission, outcome: Outcome, deadline_hit: bool, started: Instant) -> Attempt {
+/// Records a failed attempt and reports it to the failover loop. A timeout or a stall
+/// is the slowest of calls: its waiting time feeds the slow rate.
+fn fail(admission: Admission, outcome: Outcome, stream: bool, started: Instant) -> Attempt {
     let now = Instant::now();
     let state = Arc::clone(admission.target());
+    let deadline_hit = outcome == Outcome::Failure(FailReason::Deadline);
     match &outcome {
         // The caller's own deadline says nothing about the target's health.
-        Outcome::Failure(_) if deadline_hit => {
+        Outcome::Failure(FailReason::Deadline) => {
             state.metrics.attempt("deadline");
             admission.release();
         }
         Outcome::Failure(reason) => {
             state.metrics.attempt(outcome.label());
-            // A first-byte timeout is the slowest of calls: it feeds the slow rate.
-            let ttfb = (*reason == FailReason::FirstByteTimeout)
-                .then(|| now.saturating_duration_since(started));
-            admission.finish(true, ttfb, now);
+            let waited = now.saturating_duration_since(started);
+            let timing = matches!(
+                reason,
+                FailReason::FirstByteTimeout | FailReason::IdleTimeout | FailReason::Stalled
+            )
+            .then_some(if stream {
+                Timing::Stream { ttft: waited }
+            } else {
+                Timing::Whole {
+                    first_byte: waited,
+                    latency: waited,
+                    output_tokens: 0,
+                }
+            });
+            admission.finish(true, timing, now);
         }
         Outcome::Throttled { cooldown, .. } => {
             state.metrics.attempt(outcome.label());
@@ -383,20 +333,18 @@ fn fail(admission: Admission, outcome: Outcome, deadline_hit: bool, started: Ins
     }
 }
 
-/// Reads a whole body with an idle timeout between frames and a size cap.
-async fn read_all(
-    mut body: Incoming,
-    idle: Duration,
-    deadline: Instant,
-) -> Result<Bytes, FailReason> {
+/// Reads a whole body within the attempt's limits and a size cap.
+async fn read_all(mut body: Incoming, watch: Watch) -> Result<Bytes, FailReason> {
     let mut out = BytesMut::new();
+    let mut last_life = Instant::now();
     loop {
-        let wake = (Instant::now() + idle).min(deadline);
+        let (wake, limit) = watch.next(last_life, false);
         match timeout_at(wake, body.frame()).await {
-            Err(_) => return Err(FailReason::IdleTimeout),
+            Err(_) => return Err(limit),
             Ok(None) => return Ok(out.freeze()),
             Ok(Some(Err(_))) => return Err(FailReason::Cut),
             Ok(Some(Ok(frame))) => {
+                last_life = Instant::now();
                 if let Ok(data) = frame.into_data() {
                     if out.len() + data.len() > MAX_BUFFERED_RESPONSE {
                         return Err(FailReason::InvalidResponse);

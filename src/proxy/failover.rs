@@ -1,9 +1,11 @@
 //! The failover loop (DESIGN §4): attempts run one at a time along the plan until one
 //! answers, the plan or `maxAttempts` runs out, the retry budget is spent, or the
 //! deadline passes. When every target is excluded, one last-chance attempt goes to the
-//! target available soonest; never a hard fail while any target may be up.
+//! target available soonest (after waiting for it, within `maxWait`); never a hard fail
+//! while any target may be up. With `hedge`, a slow attempt gets company (`race`).
 
 use std::cell::OnceCell;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +16,15 @@ use tokio::time::Instant;
 use crate::body::Body;
 use crate::classify::Outcome;
 use crate::error::ProxyError;
+use crate::hedge::{HedgeAfter, AUTO_WITHOUT_BASELINE};
+use crate::metrics::HedgeOutcome;
 use crate::policy::spec::{ApiKind, Strategy};
-use crate::policy::Policy;
+use crate::policy::{Policy, Route};
 use crate::proxy::attempt::{self, Attempt, AttemptRequest};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::inbound::InboundBody;
 use crate::proxy::plan;
+use crate::proxy::race::{self, Leg};
 use crate::proxy::upstream::Operation;
 use crate::shared::Shared;
 use crate::target::Admission;
@@ -46,11 +51,13 @@ pub async fn serve(
     let strategy = header_str(headers, "x-switchyard-strategy")
         .and_then(Strategy::parse)
         .unwrap_or(route.strategy);
-    let timeout = header_str(headers, "x-switchyard-timeout")
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .map_or(route.timeout, |t| t.min(route.timeout));
-    let deadline = started + timeout;
+    let app_timeout = header_str(headers, "x-switchyard-timeout")
+        .and_then(|t| humantime::parse_duration(t).ok());
+    let timeout = app_timeout.map_or(route.timeout, |t| t.min(route.timeout));
     policy.retry_budget.deposit();
+    if let Some(hedge) = &route.hedge {
+        hedge.record_request(started);
+    }
 
     let mut run = Run {
         ctx,
@@ -61,56 +68,22 @@ pub async fn serve(
         body: &body,
         parsed: OnceCell::new(),
         started,
-        deadline,
+        deadline: started + timeout,
+        app_deadline: app_timeout.map(|t| started + t),
         attempts: 0,
         upstream: Duration::ZERO,
         last: None,
+        plan: plan::order(route, strategy, started),
+        next: 0,
+        candidates: Vec::new(),
     };
-    let order = plan::order(route, strategy, started);
-    let mut candidates = Vec::with_capacity(order.len());
-    for index in order {
-        let target = &route.targets[index];
-        // The cheap check first: the body (a copy, or a translation) is only built for a
-        // target that is admitted, so an outage's open breakers cost no body work.
-        let crossing = match run.crossing(index) {
-            Ok(crossing) => crossing,
-            Err(unsupported) => {
-                run.skip_unsupported(index, &unsupported);
-                continue;
-            }
+    loop {
+        let candidate = match run.next_admitted(true) {
+            Next::Attempt(candidate) => candidate,
+            Next::Deadline => return Ok(run.fail(ProxyError::DeadlineExceeded(timeout))),
+            Next::Exhausted => break,
         };
-        candidates.push(index);
-        if run.attempts >= route.max_attempts {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Ok(run.fail(ProxyError::DeadlineExceeded(timeout)));
-        }
-        let admission = match target
-            .state
-            .admit(target.provider.max_concurrency, Instant::now())
-        {
-            Ok(admission) => admission,
-            Err((skip, _)) => {
-                let label = target.label();
-                tracing::debug!(route = %route.model, target = %label, reason = skip.as_str(), "skipping target");
-                spans::skipped(&label, skip.as_str());
-                continue;
-            }
-        };
-        let prepared = match run.prepare(index, crossing) {
-            Ok(prepared) => prepared,
-            Err(unsupported) => {
-                // Dropping the admission releases it without a verdict.
-                run.skip_unsupported(index, &unsupported);
-                continue;
-            }
-        };
-        if run.attempts > 0 && !policy.retry_budget.try_withdraw(Instant::now()) {
-            tracing::warn!(route = %route.model, "retry budget spent: no further failover for this request");
-            break;
-        }
-        if let Some(response) = run.attempt(index, admission, prepared).await {
+        if let Some(response) = run.race(candidate).await {
             return Ok(response);
         }
         if run.deadline_hit() {
@@ -118,7 +91,7 @@ pub async fn serve(
         }
     }
     if run.attempts == 0 {
-        return run.last_chance(&candidates).await;
+        return run.last_chance().await;
     }
     Ok(run.fail(run.all_failed()))
 }
@@ -138,12 +111,37 @@ struct Run<'a> {
     /// The app's body as JSON, parsed only if a target needs translation.
     parsed: OnceCell<Option<Value>>,
     started: Instant,
+    /// The deadline to find an answer.
     deadline: Instant,
+    /// The deadline the app asked for, which alone may cut a committed stream.
+    app_deadline: Option<Instant>,
     attempts: usize,
     /// Time spent in attempts, i.e. waiting on upstreams (for the overhead histogram).
     upstream: Duration,
     /// The last failed attempt: target index, outcome, whether the deadline cut it.
     last: Option<(usize, Outcome, bool)>,
+    /// Target indices in the order the strategy gave.
+    plan: Vec<usize>,
+    /// The next position in `plan`.
+    next: usize,
+    /// Targets this request could be sent to (for the last-chance attempt).
+    candidates: Vec<usize>,
+}
+
+/// An admitted target with the body to send it.
+struct Candidate {
+    index: usize,
+    admission: Admission,
+    prepared: Prepared,
+}
+
+/// What the plan offers next.
+enum Next {
+    Attempt(Candidate),
+    /// The deadline passed before another attempt could start.
+    Deadline,
+    /// The plan, `maxAttempts` or the retry budget ran out.
+    Exhausted,
 }
 
 /// A target's crossing and the body to send it.
@@ -152,11 +150,15 @@ struct Prepared {
     body: bytes::Bytes,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn route(&self) -> &'a Route {
+        &self.policy.routes[self.route]
+    }
+
     /// Counts a request the sidecar failed and answers it in the app's format, still
     /// saying which route it took and how many targets were tried.
     fn fail(&self, error: ProxyError) -> Response<Body> {
-        let route = &self.policy.routes[self.route];
+        let route = self.route();
         route.metrics.request(error.reason());
         tracing::warn!(route = %route.model, reason = error.reason(), error = %error, "request failed");
         let mut response = error.into_response(self.operation.dialect());
@@ -174,12 +176,12 @@ impl Run<'_> {
 
     /// How this request reaches a target's API, or why it cannot.
     fn crossing(&self, index: usize) -> Result<Crossing, Unsupported> {
-        let target = &self.policy.routes[self.route].targets[index];
+        let target = &self.route().targets[index];
         Crossing::new(self.operation, target.provider.api, || self.parsed())
     }
 
     fn skip_unsupported(&self, index: usize, unsupported: &Unsupported) {
-        let route = &self.policy.routes[self.route];
+        let route = self.route();
         let label = route.targets[index].label();
         tracing::debug!(route = %route.model, target = %label, reason = %unsupported, "skipping target: unsupported");
         spans::skipped(&label, "unsupported");
@@ -187,7 +189,7 @@ impl Run<'_> {
 
     /// The body for a target, or why this request cannot be sent to it.
     fn prepare(&self, index: usize, crossing: Crossing) -> Result<Prepared, Unsupported> {
-        let route = &self.policy.routes[self.route];
+        let route = self.route();
         let target = &route.targets[index];
         let model = target.model_for(&self.body.model);
         let body = crossing.request_body(
@@ -199,14 +201,115 @@ impl Run<'_> {
         Ok(Prepared { crossing, body })
     }
 
-    /// Runs one attempt; `Some` when the app has its answer.
-    async fn attempt(
+    /// The next target of the plan that admits this request. `withdraw` draws a failover
+    /// attempt from the retry budget (a hedge has drawn its own already).
+    fn next_admitted(&mut self, withdraw: bool) -> Next {
+        let route = self.route();
+        while let Some(&index) = self.plan.get(self.next) {
+            self.next += 1;
+            let target = &route.targets[index];
+            // The cheap checks first: the body (a copy, or a translation) is only built
+            // for a target that is admitted, so an outage's open breakers cost no body work.
+            let crossing = match self.crossing(index) {
+                Ok(crossing) => crossing,
+                Err(unsupported) => {
+                    self.skip_unsupported(index, &unsupported);
+                    continue;
+                }
+            };
+            if !self.candidates.contains(&index) {
+                self.candidates.push(index);
+            }
+            if self.attempts >= route.max_attempts {
+                return Next::Exhausted;
+            }
+            if Instant::now() >= self.deadline {
+                return Next::Deadline;
+            }
+            let admission = match target
+                .state
+                .admit(target.provider.max_concurrency, Instant::now())
+            {
+                Ok(admission) => admission,
+                Err((skip, _)) => {
+                    let label = target.label();
+                    tracing::debug!(route = %route.model, target = %label, reason = skip.as_str(), "skipping target");
+                    spans::skipped(&label, skip.as_str());
+                    continue;
+                }
+            };
+            let prepared = match self.prepare(index, crossing) {
+                Ok(prepared) => prepared,
+                Err(unsupported) => {
+                    // Dropping the admission releases it without a verdict.
+                    self.skip_unsupported(index, &unsupported);
+                    continue;
+                }
+            };
+            if withdraw
+                && self.attempts > 0
+                && !self.policy.retry_budget.try_withdraw(Instant::now())
+            {
+                tracing::warn!(route = %route.model, "retry budget spent: no further failover for this request");
+                return Next::Exhausted;
+            }
+            return Next::Attempt(Candidate {
+                index,
+                admission,
+                prepared,
+            });
+        }
+        Next::Exhausted
+    }
+
+    /// When the route hedges this attempt: `after` past now, within the deadline.
+    fn hedge_at(&self, index: usize) -> Option<Instant> {
+        let route = self.route();
+        let hedge = route.hedge.as_ref()?;
+        let after = match hedge.after {
+            HedgeAfter::Fixed(after) => after,
+            HedgeAfter::Auto => route.targets[index]
+                .state
+                .baseline()
+                .p95_first_content(self.body.stream)
+                .unwrap_or(AUTO_WITHOUT_BASELINE),
+        };
+        let at = Instant::now() + after;
+        (at < self.deadline && self.attempts < route.max_attempts).then_some(at)
+    }
+
+    /// A hedge for the attempt in flight: the next admitted target, if `maxRatio` and the
+    /// retry budget allow one. A refused hedge leaves that target for the failover loop.
+    fn hedge(&mut self) -> Option<Candidate> {
+        let route = self.route();
+        let hedge = route.hedge.as_ref()?;
+        let resume = self.next;
+        let Next::Attempt(candidate) = self.next_admitted(false) else {
+            return None;
+        };
+        let now = Instant::now();
+        if !hedge.try_take(now) || !self.policy.retry_budget.try_withdraw(now) {
+            route.metrics.hedge(HedgeOutcome::Denied);
+            tracing::debug!(route = %route.model, "hedge denied by maxRatio or the retry budget");
+            self.next = resume;
+            return None;
+        }
+        Some(candidate)
+    }
+
+    /// Starts one attempt: counts it, reports the failover that led to it, and returns
+    /// the future that runs it (borrowing only the request, never the run, so two may be
+    /// in flight while the run decides).
+    fn launch(
         &mut self,
-        index: usize,
-        admission: Admission,
-        prepared: Prepared,
-    ) -> Option<Response<Body>> {
-        let route = &self.policy.routes[self.route];
+        candidate: Candidate,
+    ) -> (usize, tracing::Span, impl Future<Output = Attempt> + 'a) {
+        let Candidate {
+            index,
+            admission,
+            prepared,
+        } = candidate;
+        let route = self.route();
         let target = &route.targets[index];
         if let Some((from_index, outcome, _)) = &self.last {
             route.metrics.failover(*from_index, index, outcome.label());
@@ -221,7 +324,8 @@ impl Run<'_> {
             spans::failover(&from.label(), &target.label(), outcome.label());
         }
         self.attempts += 1;
-        let model = target.model_for(&self.body.model);
+        let body: &'a InboundBody = self.body;
+        let model = target.model_for(&body.model);
         let request = AttemptRequest {
             policy: self.policy,
             route: self.route,
@@ -229,26 +333,85 @@ impl Run<'_> {
             operation: self.operation,
             headers: self.headers,
             model,
-            requested_model: &self.body.model,
+            requested_model: &body.model,
             crossing: prepared.crossing,
             body: prepared.body,
-            stream: self.body.stream,
+            stream: body.stream,
             started: self.started,
             deadline: self.deadline,
+            app_deadline: self.app_deadline,
         };
         let span = spans::attempt(target, self.operation, model, &route.model, self.attempts);
         spans::prompt(&span, self.policy.capture_content, &request.body);
+        let attempt_span = span.clone();
+        let future = async move {
+            attempt::run(&request, admission, &attempt_span)
+                .instrument(attempt_span.clone())
+                .await
+        };
+        (index, span, future)
+    }
+
+    /// Runs an attempt, hedged when the route says so; `Some` when the app has its answer.
+    async fn race(&mut self, first: Candidate) -> Option<Response<Body>> {
+        let hedge_at = self.hedge_at(first.index);
+        let (first_index, first_span, first_future) = self.launch(first);
+        let mut hedge_leg = None;
         let upstream_started = Instant::now();
-        let attempt = attempt::run(&request, admission, &span)
-            .instrument(span.clone())
-            .await;
+        let raced = race::race(
+            first_future,
+            hedge_at,
+            || {
+                let candidate = self.hedge()?;
+                let (index, span, future) = self.launch(candidate);
+                hedge_leg = Some((index, span));
+                Some(future)
+            },
+            |attempt| matches!(attempt, Attempt::Answered(_)),
+        )
+        .await;
         self.upstream += upstream_started.elapsed();
+        let mut answer = None;
+        for (leg, attempt) in raced.finished {
+            let (index, span) = match (leg, &hedge_leg) {
+                (Leg::Hedge, Some((index, span))) => (*index, span.clone()),
+                _ => (first_index, first_span.clone()),
+            };
+            answer = self.conclude(index, &span, attempt);
+            if answer.is_some() && raced.hedged {
+                let outcome = match leg {
+                    Leg::First => HedgeOutcome::Lost,
+                    Leg::Hedge => HedgeOutcome::Won,
+                };
+                self.route().metrics.hedge(outcome);
+                spans::hedge_winner(&span, true);
+                let loser = match leg {
+                    Leg::First => hedge_leg.as_ref().map(|(_, span)| span),
+                    Leg::Hedge => Some(&first_span),
+                };
+                if let Some(loser) = loser {
+                    spans::hedge_winner(loser, false);
+                }
+            }
+        }
+        answer
+    }
+
+    /// Turns a finished attempt into the app's answer, or records why it failed.
+    fn conclude(
+        &mut self,
+        index: usize,
+        span: &tracing::Span,
+        attempt: Attempt,
+    ) -> Option<Response<Body>> {
+        let route = self.route();
+        let target = &route.targets[index];
         match attempt {
             Attempt::Answered(mut response) => {
                 let headers = response.headers_mut();
                 set(headers, "x-switchyard-route", &route.model);
                 set(headers, "x-switchyard-provider", &target.provider.name);
-                set(headers, "x-switchyard-model", model);
+                set(headers, "x-switchyard-model", target.model_for(&self.body.model));
                 headers.insert("x-switchyard-attempts", HeaderValue::from(self.attempts));
                 Some(response)
             }
@@ -256,7 +419,7 @@ impl Run<'_> {
                 outcome,
                 deadline_hit,
             } => {
-                spans::failed(&span, outcome.label());
+                spans::failed(span, outcome.label());
                 tracing::debug!(route = %route.model, target = %target.label(), outcome = outcome.label(), "attempt failed");
                 self.last = Some((index, outcome, deadline_hit));
                 None
@@ -268,24 +431,26 @@ impl Run<'_> {
         self.last.as_ref().is_some_and(|(_, _, hit)| *hit) || Instant::now() >= self.deadline
     }
 
-    /// Every target was excluded: try the one available soonest once, ignoring its
-    /// breaker and cooldown; if that fails too, 503 with when to come back.
-    async fn last_chance(mut self, candidates: &[usize]) -> Result<Response<Body>, ProxyError> {
-        let route = &self.policy.routes[self.route];
+    /// Every target was excluded: wait up to `maxWait` for the soonest to come back, or
+    /// try it once at once ignoring its breaker and cooldown; if that fails too, 503 with
+    /// when to come back.
+    async fn last_chance(mut self) -> Result<Response<Body>, ProxyError> {
+        let route = self.route();
         let now = Instant::now();
-        let mut by_availability: Vec<_> = candidates
+        let mut by_availability: Vec<_> = self
+            .candidates
             .iter()
             .map(|&i| (route.targets[i].state.available_at(now), i))
             .collect();
         by_availability.sort_by_key(|&(at, _)| at);
         // The soonest available target whose body can be built for this request.
-        let soonest = by_availability.iter().find_map(|&(_, index)| {
+        let soonest = by_availability.iter().find_map(|&(at, index)| {
             let crossing = self.crossing(index).ok()?;
             self.prepare(index, crossing)
                 .ok()
-                .map(|prepared| (index, prepared))
+                .map(|prepared| (at, index, prepared))
         });
-        let Some((index, prepared)) = soonest else {
+        let Some((at, index, prepared)) = soonest else {
             let error = ProxyError::AllFailed(format!(
                 "no target of route {:?} can serve a {} call",
                 route.model,
@@ -293,12 +458,32 @@ impl Run<'_> {
             ));
             return Ok(self.fail(error));
         };
-        let admission = route.targets[index].state.admit_forced();
-        if let Some(response) = self.attempt(index, admission, prepared).await {
+        let target = &route.targets[index];
+        let admission = if at > now && at <= now + route.max_wait && at < self.deadline {
+            tracing::debug!(route = %route.model, target = %target.label(), "every target excluded: waiting for the soonest (maxWait)");
+            tokio::time::sleep_until(at).await;
+            target
+                .state
+                .admit(target.provider.max_concurrency, Instant::now())
+                .unwrap_or_else(|_| target.state.admit_forced())
+        } else {
+            target.state.admit_forced()
+        };
+        let candidate = Candidate {
+            index,
+            admission,
+            prepared,
+        };
+        let (index, span, future) = self.launch(candidate);
+        let upstream_started = Instant::now();
+        let attempt = future.await;
+        self.upstream += upstream_started.elapsed();
+        if let Some(response) = self.conclude(index, &span, attempt) {
             return Ok(response);
         }
         let now = Instant::now();
-        let retry_at = candidates
+        let retry_at = self
+            .candidates
             .iter()
             .map(|&i| route.targets[i].state.available_at(now))
             .min()

@@ -8,8 +8,11 @@ pub mod events;
 pub mod failover;
 pub mod inbound;
 pub mod plan;
+pub mod race;
+pub mod settle;
 pub mod stream;
 pub mod upstream;
+pub mod watch;
 
 use std::sync::Arc;
 

@@ -2,6 +2,10 @@
 //! arrive (whole events only, never coalesced or delayed), and a failure after the
 //! commit point ends the stream with a well-formed error event in the app's format,
 //! never with a clean end that would pass a truncated answer off as complete.
+//!
+//! A committed stream that is still flowing is cut only by `timeouts.idle` (when set) or
+//! the deadline the app asked for: the route's `timeout` bounds the search for an answer,
+//! never the length of one.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -18,8 +22,8 @@ use tokio::time::{Instant, Sleep};
 use crate::body::BoxError;
 use crate::classify::FailReason;
 use crate::policy::spec::ApiKind;
-use crate::proxy::attempt::Settle;
 use crate::proxy::events::{inspect, EventKind, Usage};
+use crate::proxy::settle::Settle;
 use crate::sse::{format_event, Event, Parser};
 use crate::translate::StreamTranslator;
 
@@ -35,9 +39,10 @@ pub struct StreamBody {
     inbound_dialect: ApiKind,
     translator: Option<Box<dyn StreamTranslator>>,
     usage: Usage,
-    idle: Duration,
-    deadline: Instant,
-    timer: Pin<Box<Sleep>>,
+    idle: Option<Duration>,
+    deadline: Option<Instant>,
+    /// Armed only when an idle limit or an app deadline is set.
+    timer: Option<Pin<Box<Sleep>>>,
     settle: Option<Settle>,
     done: bool,
 }
@@ -75,8 +80,8 @@ impl StreamBody {
     pub fn new(
         committed: Committed,
         (upstream_dialect, inbound_dialect): (ApiKind, ApiKind),
-        idle: Duration,
-        deadline: Instant,
+        idle: Option<Duration>,
+        deadline: Option<Instant>,
         settle: Settle,
     ) -> Self {
         let mut body = StreamBody {
@@ -89,7 +94,7 @@ impl StreamBody {
             usage: committed.usage,
             idle,
             deadline,
-            timer: Box::pin(tokio::time::sleep_until(next_wake(idle, deadline))),
+            timer: next_wake(idle, deadline).map(|at| Box::pin(tokio::time::sleep_until(at))),
             settle: Some(settle),
             done: false,
         };
@@ -143,8 +148,12 @@ impl StreamBody {
     }
 }
 
-fn next_wake(idle: Duration, deadline: Instant) -> Instant {
-    (Instant::now() + idle).min(deadline)
+fn next_wake(idle: Option<Duration>, deadline: Option<Instant>) -> Option<Instant> {
+    let idle = idle.map(|idle| Instant::now() + idle);
+    match (idle, deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The event that tells the app's SDK the stream failed, in the app's format.
@@ -189,15 +198,21 @@ impl HttpBody for StreamBody {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        let wake = next_wake(this.idle, this.deadline);
-                        this.timer.as_mut().reset(wake);
+                        if let (Some(timer), Some(wake)) =
+                            (this.timer.as_mut(), next_wake(this.idle, this.deadline))
+                        {
+                            timer.as_mut().reset(wake);
+                        }
                         this.absorb(&data);
                     }
                 }
                 Poll::Ready(Some(Err(_))) | Poll::Ready(None) => this.finish(Some(FailReason::Cut)),
                 Poll::Pending => {
-                    ready!(this.timer.as_mut().poll(cx));
-                    let reason = if Instant::now() >= this.deadline {
+                    let Some(timer) = this.timer.as_mut() else {
+                        return Poll::Pending;
+                    };
+                    ready!(timer.as_mut().poll(cx));
+                    let reason = if this.deadline.is_some_and(|d| Instant::now() >= d) {
                         FailReason::Deadline
                     } else {
                         FailReason::IdleTimeout

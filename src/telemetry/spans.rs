@@ -242,3 +242,9 @@ fn event(name: &'static str, attributes: Vec<KeyValue>) {
         span.add_event(name, attributes);
     }
 }
+
+/// Marks an attempt of a hedged call: `true` on the one that answered, `false` on the one
+/// cancelled.
+pub fn hedge_winner(span: &Span, won: bool) {
+    span.set_attribute("switchyard.hedge.winner", won);
+}

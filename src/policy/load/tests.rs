@@ -429,6 +429,8 @@ fn valid_spec() -> impl Strategy<Value = PolicySpec> {
                         max_attempts,
                         timeout,
                         max_tokens: None,
+                        hedge: None,
+                        max_wait: None,
                     },
                 )
                 .collect();

@@ -1,6 +1,6 @@
 use super::*;
 use crate::policy::load::decode;
-use crate::policy::spec::{KeySource, PriceSpec, SlowCallSpec};
+use crate::policy::spec::{HedgeSpec, KeySource, PriceSpec, SlowCallSpec};
 
 const VALID: &str = r#"
 providers:
@@ -234,11 +234,44 @@ fn rates_in_unit_interval() {
     assert_one(
         |s| {
             s.circuit_breaker.slow_call = Some(SlowCallSpec {
+                factor: None,
                 first_byte: None,
                 rate: Some(1.5),
             })
         },
         "circuitBreaker.slowCall.rate: must be in (0, 1], got 1.5",
+    );
+    assert_one(
+        |s| {
+            s.circuit_breaker.slow_call = Some(SlowCallSpec {
+                factor: Some(0.5),
+                first_byte: None,
+                rate: None,
+            })
+        },
+        "circuitBreaker.slowCall.factor: must be at least 1",
+    );
+    assert_one(
+        |s| {
+            s.routes[0].hedge = Some(HedgeSpec {
+                after: "soon".into(),
+                max_ratio: None,
+            })
+        },
+        "routes[0].hedge.after: \"soon\" is not a duration like 250ms, 30s or 5m (expected number at 0)",
+    );
+    assert_one(
+        |s| {
+            s.routes[0].hedge = Some(HedgeSpec {
+                after: "auto".into(),
+                max_ratio: Some(2.0),
+            })
+        },
+        "routes[0].hedge.maxRatio: must be in (0, 1], got 2",
+    );
+    assert_one(
+        |s| s.routes[0].max_wait = Some("later".into()),
+        "routes[0].maxWait: \"later\" is not a duration like 250ms, 30s or 5m (expected number at 0)",
     );
     assert_one(
         |s| s.retry_budget.ratio = Some(f64::NAN),
