@@ -52,8 +52,8 @@ impl Hedge {
 
     /// The bucket for `now`, cleared first if it last held an older epoch.
     fn bucket(&self, now: Instant) -> usize {
-        let epoch = (now.saturating_duration_since(self.origin).as_millis()
-            / BUCKET.as_millis()) as u64
+        let epoch = (now.saturating_duration_since(self.origin).as_millis() / BUCKET.as_millis())
+            as u64
             + 1;
         let slot = (epoch as usize) % BUCKETS;
         let seen = self.epochs[slot].load(Ordering::Acquire);
@@ -77,8 +77,8 @@ impl Hedge {
     /// Takes one hedge if the last minute's hedges stay within `max_ratio` of its requests.
     pub fn try_take(&self, now: Instant) -> bool {
         let slot = self.bucket(now);
-        let current = (now.saturating_duration_since(self.origin).as_millis()
-            / BUCKET.as_millis()) as u64
+        let current = (now.saturating_duration_since(self.origin).as_millis() / BUCKET.as_millis())
+            as u64
             + 1;
         let (mut requests, mut hedges) = (0u64, 0u64);
         for i in 0..BUCKETS {

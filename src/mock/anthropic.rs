@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::body::StreamPlan;
+use super::faults::{Faults, ThinkAs};
 use super::reply::{Content, Reply};
 use crate::sse::format_event;
 
@@ -56,9 +57,9 @@ fn event(name: &str, data: &Value) -> Bytes {
 }
 
 /// A streamed message with the full lifecycle around `chunks` deltas.
-pub(crate) fn message_stream(reply: &Reply<'_>) -> StreamPlan {
+pub(crate) fn message_stream(reply: &Reply<'_>, faults: &Faults) -> StreamPlan {
     let pieces = reply.pieces();
-    let mut events = Vec::with_capacity(pieces.len() + 6);
+    let mut events = Vec::with_capacity(pieces.len() + 10);
     events.push(event(
         "message_start",
         &json!({
@@ -75,6 +76,8 @@ pub(crate) fn message_stream(reply: &Reply<'_>) -> StreamPlan {
             },
         }),
     ));
+    let thinking = think(faults, &mut events);
+    let index = u64::from(faults.think_as == ThinkAs::Reasoning && !thinking.is_empty());
     let (block, delta_type, delta_field) = match &reply.content {
         Content::Text(_) => (json!({ "type": "text", "text": "" }), "text_delta", "text"),
         Content::Tool { name, .. } => (
@@ -85,7 +88,7 @@ pub(crate) fn message_stream(reply: &Reply<'_>) -> StreamPlan {
     };
     events.push(event(
         "content_block_start",
-        &json!({ "type": "content_block_start", "index": 0, "content_block": block }),
+        &json!({ "type": "content_block_start", "index": index, "content_block": block }),
     ));
     events.push(event("ping", &json!({ "type": "ping" })));
     let content = events.len()..events.len() + pieces.len();
@@ -94,14 +97,14 @@ pub(crate) fn message_stream(reply: &Reply<'_>) -> StreamPlan {
             "content_block_delta",
             &json!({
                 "type": "content_block_delta",
-                "index": 0,
+                "index": index,
                 "delta": { "type": delta_type, delta_field: piece },
             }),
         ));
     }
     events.push(event(
         "content_block_stop",
-        &json!({ "type": "content_block_stop", "index": 0 }),
+        &json!({ "type": "content_block_stop", "index": index }),
     ));
     events.push(event(
         "message_delta",
@@ -115,11 +118,51 @@ pub(crate) fn message_stream(reply: &Reply<'_>) -> StreamPlan {
     StreamPlan {
         events,
         content,
+        thinking,
         error_event: event(
             "error",
             &json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } }),
         ),
     }
+}
+
+/// The thinking of a `think` fault, as Anthropic streams it: a thinking block of one
+/// `thinking_delta` a second (closed with its signature), or `ping`s while it thinks.
+/// Returns the range of the events the thinking time is spread over.
+fn think(faults: &Faults, events: &mut Vec<Bytes>) -> std::ops::Range<usize> {
+    let steps = faults.think_events();
+    if steps == 0 {
+        return events.len()..events.len();
+    }
+    if faults.think_as == ThinkAs::Pings {
+        let start = events.len();
+        events.extend((0..steps).map(|_| event("ping", &json!({ "type": "ping" }))));
+        return start..events.len();
+    }
+    events.push(event(
+        "content_block_start",
+        &json!({ "type": "content_block_start", "index": 0,
+                 "content_block": { "type": "thinking", "thinking": "", "signature": "" } }),
+    ));
+    let start = events.len();
+    for step in 0..steps {
+        events.push(event(
+            "content_block_delta",
+            &json!({ "type": "content_block_delta", "index": 0,
+                     "delta": { "type": "thinking_delta", "thinking": format!("Thinking, step {}. ", step + 1) } }),
+        ));
+    }
+    let thinking = start..events.len();
+    events.push(event(
+        "content_block_delta",
+        &json!({ "type": "content_block_delta", "index": 0,
+                 "delta": { "type": "signature_delta", "signature": "mock-signature" } }),
+    ));
+    events.push(event(
+        "content_block_stop",
+        &json!({ "type": "content_block_stop", "index": 0 }),
+    ));
+    thinking
 }
 
 /// An error body as Anthropic sends it for `status`.

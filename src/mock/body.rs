@@ -38,6 +38,8 @@ pub(crate) struct StreamPlan {
     pub(crate) events: Vec<Bytes>,
     /// Which of `events` are content deltas (the ones the chunk faults count).
     pub(crate) content: Range<usize>,
+    /// Which of `events` show thinking (just before `content`), spread over `think`.
+    pub(crate) thinking: Range<usize>,
     /// The in-band error event of this API, for `errorEventAfterChunks`.
     pub(crate) error_event: Bytes,
 }
@@ -48,14 +50,20 @@ enum Step {
     Cut,
 }
 
-/// A streaming body: `firstByte` before the first event, `chunkInterval` between content
+/// A streaming body: `firstByte` before the first event, `think` spread over the thinking
+/// events (or spent in silence), `chunkInterval` (or the generation speed) between content
 /// deltas, and the stream cut or ended with an error event where the faults say.
 pub(crate) fn stream(plan: StreamPlan, faults: &Faults) -> Body {
     let StreamPlan {
         events,
         content,
+        thinking,
         error_event,
     } = plan;
+    let think_step = faults
+        .think
+        .map(|think| think / u32::try_from(thinking.len().max(1)).unwrap_or(u32::MAX));
+    let interval = faults.delta_interval();
     let deltas = content.len();
     let cut_at = faults.drop_after_chunks.map(|k| deltas.min(k as usize));
     let error_at = faults
@@ -75,8 +83,11 @@ pub(crate) fn stream(plan: StreamPlan, faults: &Faults) -> Body {
                 break;
             }
         }
+        if thinking.contains(&i) || (thinking.is_empty() && i == content.start) {
+            steps.extend(think_step.map(Step::Wait));
+        }
         if i > content.start && i < content.end {
-            steps.extend(faults.chunk_interval.map(Step::Wait));
+            steps.extend(interval.map(Step::Wait));
         }
         steps.push(Step::Send(event));
     }

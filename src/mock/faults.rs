@@ -67,6 +67,31 @@ pub struct Faults {
     /// Read each request and never answer it.
     #[arg(long)]
     pub blackhole: bool,
+    /// Seconds of reasoning before the first text (a reasoning model): a stream sends
+    /// them as `thinkAs` says; a non-streamed answer is that much later.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub think: Option<Duration>,
+    /// How a stream shows its thinking.
+    #[arg(long, value_enum, default_value_t = ThinkAs::Reasoning)]
+    pub think_as: ThinkAs,
+    /// Output tokens of an answer (one content delta each); overrides `chunks`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u32>,
+    /// Generation speed: a stream's deltas come this fast, and a non-streamed answer
+    /// waits for all its tokens.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_second: Option<f64>,
+    /// Share of calls, 0..=1, that take `slowTailLatency` longer before their headers,
+    /// spread like `errorRate` (a slow tail: most calls fast, a few much slower).
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_tail_rate: f64,
+    /// The extra delay of a slow-tail call.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub slow_tail_latency: Option<Duration>,
     /// Refuse connections for this long (the listener closes, open connections are cut,
     /// then the same port is bound again). A one-shot action, not kept in the fault set:
     /// while down the control API is unreachable too.
@@ -90,9 +115,29 @@ impl Default for Faults {
             drop_after_chunks: None,
             error_event_after_chunks: None,
             blackhole: false,
+            think: None,
+            think_as: ThinkAs::Reasoning,
+            tokens: None,
+            tokens_per_second: None,
+            slow_tail_rate: 0.0,
+            slow_tail_latency: None,
             down_for: None,
         }
     }
+}
+
+/// How a stream shows a reasoning model's thinking (the `think` fault).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "camelCase")]
+pub enum ThinkAs {
+    /// Reasoning deltas, one a second: OpenAI-compatible `reasoning_content`, Anthropic
+    /// `thinking_delta`s in a thinking block.
+    #[default]
+    Reasoning,
+    /// Keep-alives only, one a second: Anthropic `ping` events, SSE comments for OpenAI.
+    Pings,
+    /// Nothing at all until the text (OpenAI reasoning models over Chat Completions).
+    Silence,
 }
 
 /// Why a fault set was refused.
@@ -104,6 +149,12 @@ pub enum FaultsError {
     /// `errorStatus` not an HTTP error status.
     #[error("errorStatus must be within 400..=599, got {0}")]
     ErrorStatus(u16),
+    /// `slowTailRate` outside 0..=1.
+    #[error("slowTailRate must be within 0..=1, got {0}")]
+    SlowTailRate(f64),
+    /// `tokensPerSecond` not a positive number.
+    #[error("tokensPerSecond must be a positive number")]
+    TokensPerSecond,
     /// `chunks` of zero: a reply needs at least one delta.
     #[error("chunks must be at least 1")]
     Chunks,
@@ -118,6 +169,15 @@ impl Faults {
     pub fn validate(&self) -> Result<(), FaultsError> {
         if !(0.0..=1.0).contains(&self.error_rate) {
             return Err(FaultsError::ErrorRate(self.error_rate));
+        }
+        if !(0.0..=1.0).contains(&self.slow_tail_rate) {
+            return Err(FaultsError::SlowTailRate(self.slow_tail_rate));
+        }
+        if self
+            .tokens_per_second
+            .is_some_and(|t| !(t > 0.0 && t.is_finite()))
+        {
+            return Err(FaultsError::TokensPerSecond);
         }
         if !(400..=599).contains(&self.error_status) {
             return Err(FaultsError::ErrorStatus(self.error_status));
@@ -138,13 +198,57 @@ impl Faults {
     /// Whether call number `n` (0-based, since the fault set was installed) gets an
     /// injected error: a counter-based pattern, so tests see the same calls fail every run.
     pub fn fails_call(&self, n: u64) -> bool {
-        let rate = self.error_rate;
-        if rate <= 0.0 {
-            return false;
-        }
-        // Precision: u64 → f64 is exact up to 2^53 calls, far beyond any test or bench.
-        ((n + 1) as f64 * rate).floor() > (n as f64 * rate).floor()
+        spread(self.error_rate, n)
     }
+
+    /// The extra delay before call `n`'s headers when it falls in the slow tail.
+    pub fn slow_tail(&self, n: u64) -> Option<Duration> {
+        self.slow_tail_latency
+            .filter(|_| spread(self.slow_tail_rate, n))
+    }
+
+    /// Content deltas (output tokens) of an answer.
+    pub fn deltas(&self) -> usize {
+        self.tokens.unwrap_or(self.chunks).max(1) as usize
+    }
+
+    /// The pause between content deltas: `chunkInterval`, or the generation speed.
+    pub fn delta_interval(&self) -> Option<Duration> {
+        self.chunk_interval.or_else(|| {
+            self.tokens_per_second
+                .map(|tps| Duration::from_secs_f64(1.0 / tps))
+        })
+    }
+
+    /// How long a non-streamed answer takes to generate: its thinking and its tokens.
+    pub fn generation_time(&self) -> Option<Duration> {
+        let tokens = self
+            .tokens_per_second
+            .map(|tps| Duration::from_secs_f64(self.deltas() as f64 / tps));
+        match (self.think, tokens) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+        }
+    }
+
+    /// Thinking events of a stream: one a second of `think` (at least one), none when
+    /// the model thinks in silence.
+    pub fn think_events(&self) -> usize {
+        match (self.think, self.think_as) {
+            (None, _) | (Some(_), ThinkAs::Silence) => 0,
+            (Some(think), _) => (think.as_secs_f64().ceil() as usize).max(1),
+        }
+    }
+}
+
+/// Whether call `n` is among a `rate` share of calls spread evenly: a counter-based
+/// pattern, so tests see the same calls picked every run.
+fn spread(rate: f64, n: u64) -> bool {
+    if rate <= 0.0 {
+        return false;
+    }
+    // Precision: u64 → f64 is exact up to 2^53 calls, far beyond any test or bench.
+    ((n + 1) as f64 * rate).floor() > (n as f64 * rate).floor()
 }
 
 fn parse_header_pair(s: &str) -> Result<(String, String), String> {

@@ -211,19 +211,25 @@ async fn provider(
         // goes down or shuts down.
         return std::future::pending().await;
     }
-    if let Some(latency) = faults.latency {
-        tokio::time::sleep(latency).await;
+    let call = shared.fault_calls.fetch_add(1, Ordering::SeqCst);
+    let delay = faults.latency.unwrap_or_default() + faults.slow_tail(call).unwrap_or_default();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let request = match parsed {
         Ok(request) => request,
         Err(err) => return error(api, 400, &format!("invalid JSON body: {err}")),
     };
-    if faults.fails_call(shared.fault_calls.fetch_add(1, Ordering::SeqCst)) {
+    if faults.fails_call(call) {
         return injected_error(api, &faults, &shared.name);
+    }
+    if let (false, Some(generation)) = (request.is_stream(), faults.generation_time()) {
+        // A non-streamed answer sends nothing until it is complete.
+        tokio::time::sleep(generation).await;
     }
     let id = shared.ids.fetch_add(1, Ordering::Relaxed) + 1;
     let model = model.as_deref().unwrap_or("mock");
-    let chunks = faults.chunks.max(1) as usize;
+    let chunks = faults.deltas();
     let reply = Reply::new(&shared.name, id, model, &request, bytes.len(), chunks);
     match (endpoint, request.is_stream()) {
         (Endpoint::Embeddings, _) => ok_json(body::single(
@@ -232,13 +238,14 @@ async fn provider(
         )),
         (Endpoint::Chat, false) => ok_json(body::single(openai::completion(&reply), &faults)),
         (Endpoint::Chat, true) => {
-            let plan = openai::completion_stream(&reply, request.include_usage());
+            let plan = openai::completion_stream(&reply, request.include_usage(), &faults);
             ok_sse(body::stream(plan, &faults))
         }
         (Endpoint::Messages, false) => ok_json(body::single(anthropic::message(&reply), &faults)),
-        (Endpoint::Messages, true) => {
-            ok_sse(body::stream(anthropic::message_stream(&reply), &faults))
-        }
+        (Endpoint::Messages, true) => ok_sse(body::stream(
+            anthropic::message_stream(&reply, &faults),
+            &faults,
+        )),
     }
 }
 

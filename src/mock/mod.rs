@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 
-pub use faults::{Faults, FaultsError};
+pub use faults::{Faults, FaultsError, ThinkAs};
 pub use handler::MOCK_NAME_HEADER;
 pub use server::MockServer;
 pub use stats::{RequestRecord, Stats, RECENT};

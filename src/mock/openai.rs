@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::body::StreamPlan;
+use super::faults::{Faults, ThinkAs};
 use super::reply::{Content, Reply, Request};
 use crate::sse::format_event;
 
@@ -67,7 +68,11 @@ pub(crate) fn completion(reply: &Reply<'_>) -> Bytes {
 
 /// A streamed chat completion: a role-only chunk, one chunk per delta, a chunk with the
 /// `finish_reason`, a usage chunk when asked for, and `[DONE]`.
-pub(crate) fn completion_stream(reply: &Reply<'_>, include_usage: bool) -> StreamPlan {
+pub(crate) fn completion_stream(
+    reply: &Reply<'_>,
+    include_usage: bool,
+    faults: &Faults,
+) -> StreamPlan {
     // Every chunk shares this envelope; only the choice differs, so it is written once.
     let head = format!(
         r#"{{"id":"chatcmpl-mock-{}","object":"chat.completion.chunk","created":{},"model":{},"system_fingerprint":null,"choices":"#,
@@ -93,6 +98,18 @@ pub(crate) fn completion_stream(reply: &Reply<'_>, include_usage: bool) -> Strea
         Content::Tool { .. } => r#"{"role":"assistant","content":null}"#,
     };
     events.push(chunk(&choice(first_delta, None)));
+    let thinking_start = events.len();
+    for step in 0..faults.think_events() {
+        events.push(match faults.think_as {
+            ThinkAs::Pings => Bytes::from_static(b": keep-alive\n\n"),
+            ThinkAs::Reasoning | ThinkAs::Silence => {
+                let thought =
+                    json!({ "reasoning_content": format!("Thinking, step {}. ", step + 1) });
+                chunk(&choice(&thought.to_string(), None))
+            }
+        });
+    }
+    let thinking = thinking_start..events.len();
     for (i, piece) in pieces.iter().enumerate() {
         let delta = match &reply.content {
             Content::Text(_) => json!({ "content": piece }),
@@ -108,7 +125,7 @@ pub(crate) fn completion_stream(reply: &Reply<'_>, include_usage: bool) -> Strea
         };
         events.push(chunk(&choice(&delta.to_string(), None)));
     }
-    let content = 1..1 + pieces.len();
+    let content = thinking.end..thinking.end + pieces.len();
     events.push(chunk(&choice("{}", Some(finish_reason(reply)))));
     if include_usage {
         let mut data = head.clone();
@@ -121,6 +138,7 @@ pub(crate) fn completion_stream(reply: &Reply<'_>, include_usage: bool) -> Strea
     StreamPlan {
         events,
         content,
+        thinking,
         error_event: format_event(
             None,
             r#"{"error":{"message":"The server had an error while processing your request (mock fault)","type":"server_error","param":null,"code":null}}"#,

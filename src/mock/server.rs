@@ -154,6 +154,16 @@ impl MockServer {
         self.shared.stats.wait_for_calls(n).await;
     }
 
+    /// Resolves once at most `n` client connections are open.
+    pub async fn wait_for_connections_at_most(&self, n: u64) {
+        self.shared.stats.wait_for_connections_at_most(n).await;
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.shared.stats.open_connections()
+    }
+
     /// Stops the mock: the listener closes and open connections are cut.
     pub async fn shutdown(self) {
         let MockServer { commands, task, .. } = self;
@@ -258,7 +268,9 @@ impl Acceptor {
         self.next_conn += 1;
         let shared = Arc::clone(&self.shared);
         let builder = self.builder.clone();
+        let open = OpenConnection::new(Arc::clone(&shared));
         let abort = self.conns.spawn(async move {
+            let _open = open;
             let service = service_fn(move |req| handler::handle(Arc::clone(&shared), conn, req));
             if let Err(err) = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -297,6 +309,23 @@ impl Acceptor {
         };
         self.socket = Socket::Listening(socket.listen(BACKLOG)?);
         Ok(())
+    }
+}
+
+/// Counts a client connection as open for as long as it lives, however its task ends
+/// (closed, failed or aborted by `down`).
+struct OpenConnection(Arc<Shared>);
+
+impl OpenConnection {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.stats.connection(true);
+        Self(shared)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.stats.connection(false);
     }
 }
 

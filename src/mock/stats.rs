@@ -24,6 +24,9 @@ pub struct Stats {
     pub paths: BTreeMap<String, u64>,
     /// The last calls, oldest first.
     pub recent: Vec<RequestRecord>,
+    /// Client connections open now: a cancelled hedge shows as a closed connection.
+    #[serde(default)]
+    pub open_connections: u64,
 }
 
 /// One received provider call.
@@ -63,6 +66,7 @@ struct Log {
 #[derive(Default)]
 pub(crate) struct Recorder {
     calls: AtomicU64,
+    open_connections: AtomicU64,
     log: Mutex<Log>,
     changed: Notify,
 }
@@ -118,6 +122,34 @@ impl Recorder {
         }
     }
 
+    /// A client connection opened (`true`) or closed; wakes whoever waits on the stats.
+    pub(crate) fn connection(&self, opened: bool) {
+        if opened {
+            self.open_connections.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.open_connections.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Client connections open now.
+    pub(crate) fn open_connections(&self) -> u64 {
+        self.open_connections.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once at most `n` client connections are open.
+    pub(crate) async fn wait_for_connections_at_most(&self, n: u64) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.open_connections() <= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Forgets every call.
     pub(crate) fn reset(&self) {
         let mut log = self.lock();
@@ -132,6 +164,7 @@ impl Recorder {
             calls: self.calls(),
             paths: log.paths.iter().map(|(p, c)| (p.clone(), *c)).collect(),
             recent: log.recent.iter().map(Received::to_record).collect(),
+            open_connections: self.open_connections(),
         }
     }
 

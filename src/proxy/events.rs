@@ -76,6 +76,12 @@ struct OpenaiDelta<'a> {
     content: Option<std::borrow::Cow<'a, str>>,
     tool_calls: Option<IgnoredAny>,
     refusal: Option<IgnoredAny>,
+    /// Reasoning deltas (DeepSeek, Qwen, vLLM): content for the commit point.
+    #[serde(borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    /// Reasoning deltas (OpenRouter, Grok, Ollama).
+    #[serde(borrow)]
+    reasoning: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// OpenAI's `usage` object (responses, stream chunks and embeddings).
@@ -149,7 +155,12 @@ fn inspect_openai(event: &Event, usage: &mut Usage) -> EventKind {
     let has_content = chunk.choices.iter().any(|c| {
         c.finish_reason.is_some()
             || c.delta.as_ref().is_some_and(|d| {
-                d.content.as_deref().is_some_and(|t| !t.is_empty())
+                let text = |t: &Option<std::borrow::Cow<'_, str>>| {
+                    t.as_deref().is_some_and(|t| !t.is_empty())
+                };
+                text(&d.content)
+                    || text(&d.reasoning_content)
+                    || text(&d.reasoning)
                     || d.tool_calls.is_some()
                     || d.refusal.is_some()
             })
@@ -263,6 +274,21 @@ mod tests {
         assert_eq!(
             inspect(ApiKind::Openai, &ev(None, text), &mut u),
             EventKind::Content
+        );
+        for reasoning in [
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"Let me think"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning":"Let me think"}}]}"#,
+        ] {
+            assert_eq!(
+                inspect(ApiKind::Openai, &ev(None, reasoning), &mut u),
+                EventKind::Content,
+                "{reasoning}"
+            );
+        }
+        let empty_reasoning = r#"{"choices":[{"index":0,"delta":{"reasoning_content":""}}]}"#;
+        assert_eq!(
+            inspect(ApiKind::Openai, &ev(None, empty_reasoning), &mut u),
+            EventKind::Lifecycle
         );
         let tool = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}"#;
         assert_eq!(

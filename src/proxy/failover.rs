@@ -51,8 +51,8 @@ pub async fn serve(
     let strategy = header_str(headers, "x-switchyard-strategy")
         .and_then(Strategy::parse)
         .unwrap_or(route.strategy);
-    let app_timeout = header_str(headers, "x-switchyard-timeout")
-        .and_then(|t| humantime::parse_duration(t).ok());
+    let app_timeout =
+        header_str(headers, "x-switchyard-timeout").and_then(|t| humantime::parse_duration(t).ok());
     let timeout = app_timeout.map_or(route.timeout, |t| t.min(route.timeout));
     policy.retry_budget.deposit();
     if let Some(hedge) = &route.hedge {
@@ -411,7 +411,11 @@ impl<'a> Run<'a> {
                 let headers = response.headers_mut();
                 set(headers, "x-switchyard-route", &route.model);
                 set(headers, "x-switchyard-provider", &target.provider.name);
-                set(headers, "x-switchyard-model", target.model_for(&self.body.model));
+                set(
+                    headers,
+                    "x-switchyard-model",
+                    target.model_for(&self.body.model),
+                );
                 headers.insert("x-switchyard-attempts", HeaderValue::from(self.attempts));
                 Some(response)
             }

@@ -101,7 +101,13 @@ mod tests {
     async fn the_first_to_win_ends_the_race() {
         let start = Instant::now();
         let at = start + Duration::from_millis(100);
-        let raced = race(after(1_000, true), Some(at), || Some(after(50, true)), |o| o.1).await;
+        let raced = race(
+            after(1_000, true),
+            Some(at),
+            || Some(after(50, true)),
+            |o| o.1,
+        )
+        .await;
         assert!(raced.hedged);
         assert_eq!(raced.finished.len(), 1);
         assert_eq!(raced.finished[0].0, Leg::Hedge);
@@ -111,7 +117,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failed_leg_leaves_the_other_running() {
         let at = Instant::now() + Duration::from_millis(100);
-        let raced = race(after(200, false), Some(at), || Some(after(500, true)), |o| o.1).await;
+        let raced = race(
+            after(200, false),
+            Some(at),
+            || Some(after(500, true)),
+            |o| o.1,
+        )
+        .await;
         let legs: Vec<Leg> = raced.finished.iter().map(|(l, _)| *l).collect();
         assert_eq!(legs, [Leg::First, Leg::Hedge]);
     }

@@ -87,9 +87,15 @@ mod tests {
         assert_eq!(all.next(t0, true), (t0 + s(3), FailReason::Stalled));
         let idle_first = Watch::new(t0, Some(s(30)), Some(s(2)), Some(s(3)), deadline);
         assert_eq!(idle_first.next(t0, true), (t0 + s(3), FailReason::Stalled));
-        assert_eq!(idle_first.next(t0, false), (t0 + s(2), FailReason::IdleTimeout));
+        assert_eq!(
+            idle_first.next(t0, false),
+            (t0 + s(2), FailReason::IdleTimeout)
+        );
         let first_byte = Watch::new(t0, Some(s(1)), None, Some(s(3)), deadline);
-        assert_eq!(first_byte.next(t0, true), (t0 + s(1), FailReason::FirstByteTimeout));
+        assert_eq!(
+            first_byte.next(t0, true),
+            (t0 + s(1), FailReason::FirstByteTimeout)
+        );
         assert_eq!(
             first_byte.after_first_byte().next(t0, false),
             (t0 + s(3), FailReason::Stalled)

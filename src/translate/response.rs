@@ -12,6 +12,7 @@ use super::{finish_reason_from_anthropic, stop_reason_from_openai, unix_now};
 /// the one the target reports, `requested_model` only when it reports none.
 pub fn anthropic_to_openai_response(resp: &Value, requested_model: &str) -> Value {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
     for block in resp
         .get("content")
@@ -21,6 +22,7 @@ pub fn anthropic_to_openai_response(resp: &Value, requested_model: &str) -> Valu
     {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(str_at(block, "text")),
+            Some("thinking") => reasoning.push_str(str_at(block, "thinking")),
             Some("tool_use") => calls.push(openai_tool_call(
                 str_at(block, "id"),
                 str_at(block, "name"),
@@ -36,6 +38,10 @@ pub fn anthropic_to_openai_response(resp: &Value, requested_model: &str) -> Valu
     });
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
+    }
+    if !reasoning.is_empty() {
+        // The field OpenAI-compatible reasoning servers (DeepSeek, Qwen, vLLM) use.
+        message["reasoning_content"] = json!(reasoning);
     }
     let finish = resp
         .get("stop_reason")
@@ -57,6 +63,10 @@ pub fn openai_to_anthropic_response(resp: &Value, requested_model: &str) -> Valu
     let choice = resp.pointer("/choices/0").unwrap_or(&Value::Null);
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
+    if let Some(reasoning) = reasoning_text(message) {
+        // No signature: the reasoning did not come from Anthropic (docs/translation.md).
+        content.push(json!({ "type": "thinking", "thinking": reasoning, "signature": "" }));
+    }
     for key in ["content", "refusal"] {
         if let Some(text) = message.get(key).and_then(Value::as_str) {
             if !text.is_empty() {
@@ -95,6 +105,16 @@ pub fn openai_to_anthropic_response(resp: &Value, requested_model: &str) -> Valu
         "stop_sequence": null,
         "usage": anthropic_usage(resp.get("usage").unwrap_or(&Value::Null)),
     })
+}
+
+/// The reasoning an OpenAI-compatible message or delta carries, under either of the
+/// names servers use (`reasoning_content`: DeepSeek, Qwen, vLLM; `reasoning`: OpenRouter,
+/// Grok, Ollama).
+pub(super) fn reasoning_text(message: &Value) -> Option<&str> {
+    ["reasoning_content", "reasoning"]
+        .iter()
+        .find_map(|key| message.get(*key).and_then(Value::as_str))
+        .filter(|text| !text.is_empty())
 }
 
 /// An OpenAI tool call object.

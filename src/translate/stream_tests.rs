@@ -306,3 +306,100 @@ fn openai_stream_without_done_still_closes_after_a_finish_reason() {
     assert_eq!(last_two, ["message_delta", "message_stop"]);
     assert!(out[out.len() - 2].data.contains("\"max_tokens\""));
 }
+
+#[test]
+fn reasoning_crosses_both_ways() {
+    // Anthropic thinking → OpenAI `reasoning_content` deltas, before the text.
+    let thinking = vec![
+        anthropic(
+            "message_start",
+            json!({"message":{"id":"msg_r","model":"claude-x","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}),
+        ),
+        anthropic(
+            "content_block_start",
+            json!({"index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}),
+        ),
+        anthropic(
+            "content_block_delta",
+            json!({"index":0,"delta":{"type":"thinking_delta","thinking":"Let me think."}}),
+        ),
+        anthropic(
+            "content_block_delta",
+            json!({"index":0,"delta":{"type":"signature_delta","signature":"sig"}}),
+        ),
+        anthropic("content_block_stop", json!({"index":0})),
+        anthropic(
+            "content_block_start",
+            json!({"index":1,"content_block":{"type":"text","text":""}}),
+        ),
+        anthropic(
+            "content_block_delta",
+            json!({"index":1,"delta":{"type":"text_delta","text":"Hi"}}),
+        ),
+        anthropic("content_block_stop", json!({"index":1})),
+        anthropic(
+            "message_delta",
+            json!({"delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}),
+        ),
+        anthropic("message_stop", json!({})),
+    ];
+    let out = run(&mut AnthropicToOpenaiStream::new("gpt-x", false), &thinking);
+    let deltas: Vec<Value> = out
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .map(|e| serde_json::from_str::<Value>(&e.data).unwrap()["choices"][0]["delta"].clone())
+        .collect();
+    assert_eq!(deltas[1], json!({"reasoning_content": "Let me think."}));
+    assert_eq!(deltas[2], json!({"content": "Hi"}));
+
+    // OpenAI `reasoning_content` (and `reasoning`) deltas → an Anthropic thinking block,
+    // closed before the text block opens.
+    let chunk = |delta: Value, finish: Value| {
+        ev(
+            None,
+            &json!({"id":"c1","model":"deepseek-r1","choices":[{"index":0,"delta":delta,"finish_reason":finish}]}),
+        )
+    };
+    let openai = vec![
+        chunk(json!({"role":"assistant","content":""}), Value::Null),
+        chunk(json!({"reasoning_content":"Let me"}), Value::Null),
+        chunk(json!({"reasoning":" think."}), Value::Null),
+        chunk(json!({"content":"Hi"}), Value::Null),
+        chunk(json!({}), json!("stop")),
+        ev(None, &json!("[DONE]")),
+    ];
+    let mut raw = openai;
+    raw.pop();
+    let mut p = Parser::new();
+    p.push(b"data: [DONE]\n\n");
+    raw.push(p.next_event().unwrap());
+    let out = run(&mut OpenaiToAnthropicStream::new("claude-x"), &raw);
+    let kinds: Vec<String> = out
+        .iter()
+        .map(|e| {
+            let data: Value = serde_json::from_str(&e.data).unwrap();
+            match data["delta"]["type"].as_str() {
+                Some(delta) => format!("{}:{delta}", e.event.as_deref().unwrap()),
+                None => match data["content_block"]["type"].as_str() {
+                    Some(block) => format!("{}:{block}", e.event.as_deref().unwrap()),
+                    None => e.event.clone().unwrap(),
+                },
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "content_block_start:thinking",
+            "content_block_delta:thinking_delta",
+            "content_block_delta:thinking_delta",
+            "content_block_stop",
+            "content_block_start:text",
+            "content_block_delta:text_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
+        ]
+    );
+}

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::error::anthropic_error_body;
-use super::response::{anthropic_usage, model_or, str_at};
+use super::response::{anthropic_usage, model_or, reasoning_text, str_at};
 use super::{stop_reason_from_openai, StreamTranslator};
 use crate::sse::{format_event, Event};
 
@@ -17,6 +17,8 @@ use crate::sse::{format_event, Event};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
     Text,
+    /// Reasoning, as an Anthropic `thinking` block.
+    Thinking,
     /// A tool call, by its OpenAI `tool_calls[].index`.
     Tool(u64),
 }
@@ -107,6 +109,14 @@ impl OpenaiToAnthropicStream {
         )
     }
 
+    fn thinking(&mut self, thinking: &str, out: &mut Vec<Bytes>) {
+        if self.open != Some(Open::Thinking) {
+            let block = json!({ "type": "thinking", "thinking": "", "signature": "" });
+            self.open_block(Open::Thinking, block, out);
+        }
+        out.push(self.delta(json!({ "type": "thinking_delta", "thinking": thinking })));
+    }
+
     fn text(&mut self, text: &str, out: &mut Vec<Bytes>) {
         if text.is_empty() {
             return;
@@ -161,6 +171,9 @@ impl OpenaiToAnthropicStream {
             return out;
         };
         let delta = choice.get("delta").unwrap_or(&Value::Null);
+        if let Some(thinking) = reasoning_text(delta) {
+            self.thinking(thinking, &mut out);
+        }
         for key in ["content", "refusal"] {
             if let Some(text) = delta.get(key).and_then(Value::as_str) {
                 self.text(text, &mut out);

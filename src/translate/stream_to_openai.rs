@@ -110,7 +110,11 @@ impl AnthropicToOpenaiStream {
                     None => self.error("invalid_stream", "tool arguments for a block that is not a tool call"),
                 }
             }
-            // Thinking, signatures and citations have no place in a chat completion chunk.
+            Some("thinking_delta") => match str_at(delta, "thinking") {
+                "" => Vec::new(),
+                thinking => vec![self.chunk(json!({ "reasoning_content": thinking }), None)],
+            },
+            // Signatures and citations have no place in a chat completion chunk.
             _ => Vec::new(),
         }
     }
