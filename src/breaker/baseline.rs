@@ -26,8 +26,9 @@ pub const SLOW_FLOOR: Duration = Duration::from_secs(1);
 const TOKEN_FLOOR: u64 = 32;
 /// No life for this multiple of the worst normal is a black hole.
 const BLACK_HOLE_MULTIPLE: f64 = 10.0;
-/// ... and never less than this.
-pub const BLACK_HOLE_FLOOR: Duration = Duration::from_secs(2);
+/// ... and never less than this: a fast target that turns 30x slower (a brown-out) is
+/// left to the slow-call rule, one that shows no life for seconds is a black hole.
+pub const BLACK_HOLE_FLOOR: Duration = Duration::from_secs(5);
 
 /// One decayed mean and mean deviation, in seconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -11,3 +11,4 @@ mod live;
 mod live_file;
 mod streaming;
 mod telemetry;
+mod timing;

@@ -1,0 +1,378 @@
+//! DESIGN §4 "Real model timing": healthy calls of real models (long, silent, reasoning
+//! first) are never cut or counted against their target on the defaults; slow and black
+//! holes are judged against each target's own baseline; hedging and `maxWait`.
+//!
+//! Every test runs on paused time: the mocks and the sidecar share the test's runtime,
+//! so a 35 s generation takes no wall-clock time and timings are exact.
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::support::*;
+
+/// Two mocks behind one OpenAI route and one Anthropic route, on the defaults: no
+/// first-byte or idle timeout. `route` is added to both routes, `extra` at the top.
+fn policy(primary: &MockServer, secondary: &MockServer, route: &str, extra: &str) -> String {
+    format!(
+        r#"
+providers:
+  - {{name: primary, api: openai, baseUrl: "{p}/v1", auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
+  - {{name: secondary, api: openai, baseUrl: "{s}/v1", auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
+  - {{name: claude, api: anthropic, baseUrl: "{p}", auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
+  - {{name: claude-backup, api: anthropic, baseUrl: "{s}", auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
+routes:
+  - model: gpt-4o
+    targets: [{{provider: primary, model: gpt-4o}}, {{provider: secondary, model: gpt-4o-mini}}]
+    {route}
+  - model: claude-sonnet
+    targets: [{{provider: claude, model: claude-sonnet-4-5}}, {{provider: claude-backup, model: claude-haiku-4-5}}]
+    {route}
+{extra}
+"#,
+        p = primary.url(),
+        s = secondary.url(),
+    )
+}
+
+async fn setup(route: &str, extra: &str) -> (MockServer, MockServer, Sidecar) {
+    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    let sidecar = Sidecar::start(&policy(&primary, &secondary, route, extra)).await;
+    (primary, secondary, sidecar)
+}
+
+/// A streamed call, each event with the time it reached the app (from the call's start).
+async fn timed_stream(
+    url: &str,
+    body: &str,
+) -> (http::HeaderMap, Vec<(std::time::Duration, String)>) {
+    use http_body_util::BodyExt;
+    let start = Instant::now();
+    let mut response = post_stream(url, body).await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    while let Some(frame) = response.body_mut().frame().await {
+        let Ok(data) = frame.expect("the stream is not cut").into_data() else {
+            continue;
+        };
+        buffer.push_str(std::str::from_utf8(&data).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            events.push((start.elapsed(), event.trim().to_owned()));
+        }
+    }
+    (headers, events)
+}
+
+async fn chat_call(sidecar: &Sidecar) -> Reply {
+    post(
+        &sidecar.url("/v1/chat/completions"),
+        &chat_body("gpt-4o", false),
+        &[],
+    )
+    .await
+}
+
+fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_35_s_non_streamed_generation_is_answered_by_its_target_on_the_defaults() {
+    let (primary, secondary, sidecar) = setup("", "").await;
+    primary.set_faults(faults(
+        json!({"think": "20s", "tokens": 300, "tokensPerSecond": 20}),
+    ));
+    let start = Instant::now();
+    let reply = chat_call(&sidecar).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-switchyard-provider"), "primary");
+    assert_eq!(reply.header("x-switchyard-attempts"), "1");
+    assert!(start.elapsed() >= secs(35), "{:?}", start.elapsed());
+    assert_eq!((primary.calls(), secondary.calls()), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reasoning_streams_of_every_dialect_are_answered_and_passed_through_as_they_come() {
+    let (primary, secondary, sidecar) = setup("", "").await;
+    for think_as in ["reasoning", "pings", "silence"] {
+        primary.set_faults(faults(json!({"think": "35s", "thinkAs": think_as})));
+        for (path, body) in [
+            ("/v1/chat/completions", chat_body("gpt-4o", true)),
+            ("/v1/messages", messages_body("claude-sonnet", true)),
+        ] {
+            let (headers, events) = timed_stream(&sidecar.url(path), &body).await;
+            let what = format!("{think_as} on {path}");
+            let provider = headers["x-switchyard-provider"].to_str().unwrap();
+            assert!(provider == "primary" || provider == "claude", "{what}");
+            let (last_at, last) = events.last().unwrap();
+            assert!(*last_at >= secs(35), "{what}: ended at {last_at:?}");
+            assert!(
+                last.ends_with("[DONE]") || last.contains("message_stop"),
+                "{what}: {last}"
+            );
+            assert!(!events.iter().any(|(_, e)| e.contains("error")), "{what}");
+            if think_as == "reasoning" {
+                // The reasoning reaches the app while the model thinks, not at the end.
+                let (first_at, _) = events
+                    .iter()
+                    .find(|(_, e)| e.contains("reasoning_content") || e.contains("thinking_delta"))
+                    .unwrap_or_else(|| panic!("{what}: no reasoning in {events:?}"));
+                assert!(
+                    *first_at <= secs(2),
+                    "{what}: first reasoning at {first_at:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(secondary.calls(), 0, "no call failed over");
+}
+
+#[tokio::test(start_paused = true)]
+async fn twelve_healthy_22_s_generations_leave_the_breaker_closed() {
+    let (primary, secondary, sidecar) = setup("", "").await;
+    primary.set_faults(faults(json!({"latency": "22s"})));
+    for _ in 0..12 {
+        let reply = chat_call(&sidecar).await;
+        assert_eq!(reply.header("x-switchyard-provider"), "primary");
+    }
+    let breakers = sidecar.breakers().await;
+    let primary_state = breakers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["provider"] == "primary")
+        .unwrap();
+    assert_eq!(primary_state["state"], "closed", "{primary_state}");
+    assert_eq!(primary_state["slow_rate"], 0.0, "{primary_state}");
+    let first_byte = primary_state["baseline"]["first_byte_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!((first_byte - 22.0).abs() < 0.5, "{primary_state}");
+    assert_eq!((primary.calls(), secondary.calls()), (12, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_30x_brown_out_after_a_baseline_moves_traffic_to_the_backup_without_errors() {
+    let (primary, _secondary, sidecar) = setup("", "").await;
+    let url = sidecar.url("/v1/chat/completions");
+    primary.set_faults(faults(json!({"firstByte": "100ms"})));
+    for _ in 0..10 {
+        let (headers, _) = timed_stream(&url, &chat_body("gpt-4o", true)).await;
+        assert_eq!(headers["x-switchyard-provider"], "primary");
+    }
+    primary.set_faults(faults(json!({"firstByte": "3s"})));
+    let mut slow_calls = 0;
+    loop {
+        let (headers, events) = timed_stream(&url, &chat_body("gpt-4o", true)).await;
+        assert!(events.last().unwrap().1.ends_with("[DONE]"));
+        if headers["x-switchyard-provider"] == "secondary" {
+            break;
+        }
+        slow_calls += 1;
+        assert!(slow_calls <= 12, "the brown-out was never noticed");
+    }
+    // The default slow-rate rule (50% of at least 10 calls) opens once the slow calls
+    // match the fast ones in the window: no tuning.
+    assert!(slow_calls >= 10, "opened after {slow_calls} slow calls");
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(r#"switchyard_breaker_state{provider="primary",model="gpt-4o"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("switchyard_baseline_ttft_seconds{"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_black_hole_after_a_baseline_is_left_within_seconds() {
+    let (primary, secondary, sidecar) = setup("", "").await;
+    let url = sidecar.url("/v1/chat/completions");
+    primary.set_faults(faults(json!({"firstByte": "100ms"})));
+    for stream in [true, false] {
+        for _ in 0..6 {
+            let reply = post(&url, &chat_body("gpt-4o", stream), &[]).await;
+            assert_eq!(reply.header("x-switchyard-provider"), "primary");
+        }
+    }
+    primary.set_faults(faults(json!({"blackhole": true})));
+    for stream in [true, false] {
+        let start = Instant::now();
+        let reply = post(&url, &chat_body("gpt-4o", stream), &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-switchyard-provider"), "secondary");
+        // The black-hole bound of a 100 ms target is its 5 s floor, not a fixed 30 s.
+        assert!(
+            start.elapsed() <= secs(6),
+            "stream {stream}: {:?}",
+            start.elapsed()
+        );
+    }
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"switchyard_attempts_total{provider="primary",model="gpt-4o",outcome="stalled"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert_eq!(secondary.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_committed_stream_is_cut_by_the_apps_deadline_only() {
+    let (primary, _secondary, sidecar) = setup("timeout: 4s", "").await;
+    primary.set_faults(faults(json!({"chunks": 8, "chunkInterval": "1s"})));
+    let url = sidecar.url("/v1/chat/completions");
+    let (_, events) = timed_stream(&url, &chat_body("gpt-4o", true)).await;
+    let (ended, last) = events.last().unwrap();
+    assert!(last.ends_with("[DONE]"), "{last}");
+    assert!(*ended >= secs(7), "{ended:?}");
+    assert!(!events.iter().any(|(_, e)| e.contains("error")));
+
+    let response = send(
+        http::Request::post(&url)
+            .header("content-type", "application/json")
+            .header("x-switchyard-timeout", "3s")
+            .body(chat_body("gpt-4o", true).into())
+            .unwrap(),
+    )
+    .await;
+    let events = stream_events(response).await;
+    let last = events.last().unwrap();
+    assert!(last.contains("\"code\":\"deadline\""), "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_hedge_a_black_holed_primary_is_answered_by_the_backup_and_its_connection_closed() {
+    let (primary, secondary, sidecar) = setup("hedge: {after: 500ms, maxRatio: 1}", "").await;
+    primary.set_faults(faults(json!({"blackhole": true})));
+    secondary.set_faults(faults(json!({"latency": "200ms"})));
+    let start = Instant::now();
+    let reply = chat_call(&sidecar).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-switchyard-provider"), "secondary");
+    assert_eq!(reply.header("x-switchyard-attempts"), "2");
+    assert_eq!(start.elapsed(), std::time::Duration::from_millis(700));
+    // The loser was cancelled: its connection is closed, so the provider stops working.
+    tokio::time::timeout(secs(1), primary.wait_for_connections_at_most(0))
+        .await
+        .expect("the cancelled attempt's connection closes");
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(r#"switchyard_hedges_total{route="gpt-4o",outcome="won"} 1"#),
+        "{metrics}"
+    );
+    // A cancelled loser gets no verdict: the primary's breaker saw no failure.
+    let breakers = sidecar.breakers().await;
+    let primary_state = &breakers.as_array().unwrap()[0];
+    assert_eq!(primary_state["calls"], 0, "{primary_state}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_to_commit_wins_even_when_the_later_one_answered_headers_first() {
+    let (primary, secondary, sidecar) = setup("hedge: {after: 200ms, maxRatio: 1}", "").await;
+    // The primary's headers come late, then its content at once...
+    primary.set_faults(faults(json!({"latency": "1s"})));
+    // ... the hedge's headers come at once, then it thinks in silence.
+    secondary.set_faults(faults(json!({"think": "3s", "thinkAs": "silence"})));
+    let url = sidecar.url("/v1/chat/completions");
+    let (headers, events) = timed_stream(&url, &chat_body("gpt-4o", true)).await;
+    assert_eq!(headers["x-switchyard-provider"], "primary");
+    assert!(
+        events[0].0 <= std::time::Duration::from_millis(1_010),
+        "{events:?}"
+    );
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(r#"switchyard_hedges_total{route="gpt-4o",outcome="lost"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(secondary.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedges_stay_under_max_ratio() {
+    let (primary, secondary, sidecar) = setup("hedge: {after: 100ms, maxRatio: 0.1}", "").await;
+    primary.set_faults(faults(json!({"latency": "300ms"})));
+    secondary.set_faults(faults(json!({"latency": "1s"})));
+    for _ in 0..50 {
+        let reply = chat_call(&sidecar).await;
+        assert_eq!(reply.header("x-switchyard-provider"), "primary");
+    }
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(r#"switchyard_hedges_total{route="gpt-4o",outcome="lost"} 5"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"switchyard_hedges_total{route="gpt-4o",outcome="denied"} 45"#),
+        "{metrics}"
+    );
+    assert_eq!(secondary.calls(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_hedges_after_the_targets_own_p95() {
+    let (primary, secondary, sidecar) = setup("hedge: {after: auto, maxRatio: 1}", "").await;
+    primary.set_faults(faults(json!({"latency": "400ms"})));
+    for _ in 0..6 {
+        chat_call(&sidecar).await;
+    }
+    assert_eq!(
+        secondary.calls(),
+        0,
+        "a baseline's normal call is not hedged"
+    );
+    primary.set_faults(faults(json!({"blackhole": true})));
+    let start = Instant::now();
+    let reply = chat_call(&sidecar).await;
+    assert_eq!(reply.header("x-switchyard-provider"), "secondary");
+    // Hedged at the primary's p95 (400 ms), not at the 10 s used before a baseline.
+    assert!(start.elapsed() < secs(1), "{:?}", start.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_wait_waits_for_an_excluded_target_instead_of_failing() {
+    let (primary, _secondary, sidecar) = setup("maxWait: 10s", "").await;
+    let drill = |target: &str| sidecar.admin(&format!("/breakers/{target}/open?for=3s"));
+    for target in ["primary/gpt-4o", "secondary/gpt-4o-mini"] {
+        let reply = post(&drill(target), "", &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let start = Instant::now();
+    let reply = chat_call(&sidecar).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-switchyard-provider"), "primary");
+    assert!(start.elapsed() >= secs(3), "{:?}", start.elapsed());
+    assert_eq!(primary.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sidecars_own_failures_say_do_not_retry_and_a_providers_4xx_does_not() {
+    let (primary, secondary, sidecar) = setup("", "").await;
+    for mock in [&primary, &secondary] {
+        mock.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    }
+    let reply = chat_call(&sidecar).await;
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.header("x-should-retry"), "false");
+    for mock in [&primary, &secondary] {
+        mock.set_faults(faults(
+            json!({"errorRate": 1.0, "errorStatus": 429, "retryAfter": 30}),
+        ));
+    }
+    let reply = chat_call(&sidecar).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("x-should-retry"), "false");
+    assert_ne!(reply.header("retry-after"), "");
+    primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 400})));
+    let url = sidecar.url("/v1/chat/completions");
+    let body = json!({"model": "gpt-4o", "messages": [], "x": 1}).to_string();
+    let drill = sidecar.admin("/breakers/primary/gpt-4o/close");
+    post(&drill, "", &[]).await;
+    let reply = post(&url, &body, &[]).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.header("x-should-retry"), "");
+}
