@@ -215,3 +215,59 @@ proptest! {
         }
     }
 }
+
+/// Random baselines: a series of (gap, ttft) samples in milliseconds.
+fn samples() -> impl Strategy<Value = Vec<(u64, u64)>> {
+    prop::collection::vec((1u64..60_000, 1u64..120_000), 0..40)
+}
+
+fn learned(series: &[(u64, u64)]) -> Baseline {
+    let mut b = Baseline::default();
+    let mut now = Instant::now();
+    for &(gap, ttft) in series {
+        now += Duration::from_millis(gap);
+        b.record(
+            Timing::Stream {
+                ttft: Duration::from_millis(ttft),
+            },
+            now,
+        );
+    }
+    b
+}
+
+proptest! {
+    /// The slow-against-baseline rule: nothing is slow without enough samples or under the
+    /// floor; slowness is monotonic in the time taken; a call at its target's normal is
+    /// never slow; the black-hole bound never undercuts the floor or the worst normal.
+    #[test]
+    fn slow_against_the_baseline(series in samples(), factor in 1.0f64..10.0, probe in 0u64..600_000) {
+        let b = learned(&series);
+        let slow = |ms: u64| b.is_slow(Timing::Stream { ttft: Duration::from_millis(ms) }, factor);
+        if (series.len() as u32) < MIN_SAMPLES {
+            prop_assert!(!slow(probe));
+            prop_assert!(b.black_hole_after(true).is_none());
+            return Ok(());
+        }
+        prop_assert!(!slow(SLOW_FLOOR.as_millis() as u64));
+        if slow(probe) {
+            prop_assert!(slow(probe + 1) && slow(probe * 2));
+        }
+        let mean = b.ttft.mean().expect("enough samples");
+        prop_assert!(!slow((mean * 1000.0).floor() as u64));
+        let bound = b.black_hole_after(true).expect("a baseline");
+        prop_assert!(bound >= BLACK_HOLE_FLOOR);
+        prop_assert!(bound.as_secs_f64() >= b.ttft.worst().unwrap());
+    }
+
+    /// A steady target's brown-out is slow exactly past `factor` times its normal.
+    #[test]
+    fn a_steady_targets_brown_out_is_slow(ttft in 10u64..5_000, factor in 1.5f64..5.0, n in 5usize..30) {
+        let series: Vec<(u64, u64)> = (0..n).map(|_| (1_000, ttft)).collect();
+        let b = learned(&series);
+        let threshold = (ttft as f64 * factor).max(SLOW_FLOOR.as_millis() as f64);
+        let at = |ms: f64| b.is_slow(Timing::Stream { ttft: Duration::from_secs_f64(ms / 1000.0) }, factor);
+        prop_assert!(at(threshold * 1.01 + 1.0));
+        prop_assert!(!at(threshold * 0.99));
+    }
+}
