@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use switchyard::breaker::{Breaker, BreakerConfig, CallOutcome};
+use switchyard::breaker::{Baseline, Breaker, BreakerConfig, CallOutcome, Timing};
 use tokio::time::{Duration, Instant};
 
 fn acquire_and_record(c: &mut Criterion) {
@@ -55,5 +55,36 @@ fn acquire_and_record(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, acquire_and_record);
+/// The baseline's share of every call: judge it against the target's normal, then learn
+/// from it (target: well under 100 ns), and the attempt's black-hole bound.
+fn baseline(c: &mut Criterion) {
+    let start = Instant::now();
+    let mut group = c.benchmark_group("baseline");
+    group.bench_function("judge_and_record", |b| {
+        let mut baseline = Baseline::default();
+        let mut now = start;
+        let mut n = 0u64;
+        b.iter(|| {
+            now += Duration::from_millis(1);
+            n = n.wrapping_add(1);
+            let timing = Timing::Stream {
+                ttft: Duration::from_millis(100 + n % 50),
+            };
+            let slow = baseline.is_slow(black_box(timing), 3.0);
+            baseline.record(timing, now);
+            black_box(slow)
+        });
+    });
+    group.bench_function("black_hole_after", |b| {
+        let mut baseline = Baseline::default();
+        for i in 0..100 {
+            let ttft = Duration::from_millis(100 + i % 50);
+            baseline.record(Timing::Stream { ttft }, start + Duration::from_secs(i));
+        }
+        b.iter(|| black_box(black_box(&baseline).black_hole_after(true)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, acquire_and_record, baseline);
 criterion_main!(benches);
