@@ -1,7 +1,9 @@
 //! `switchyard demo`: two mock providers and a sidecar on free loopback ports, steady
-//! traffic from a few app workers, and an outage of the primary part-way (errors, then a
-//! black hole, then recovery), shown live and summed up at the end. The backup speaks
-//! Anthropic's API, so the failover also crosses vendors. Runs in ~25 s.
+//! traffic from a few app workers, and trouble at the primary part-way (a 30x brown-out,
+//! errors, a black hole, then recovery), shown live and summed up at the end.
+//! The backup speaks Anthropic's API, so the failover also crosses vendors. The primary
+//! has no fixed timeouts: the black hole and the brown-out are found from its own
+//! baseline. Runs in ~35 s.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +21,17 @@ use crate::app::{self, RunArgs};
 use crate::mock::{Faults, MockServer};
 
 const WORKERS: usize = 4;
-const PHASES: [(&str, u64); 4] = [
+const PHASES: [(&str, u64); 5] = [
     ("healthy", 5),
+    ("primary is 30x slower", 9),
     ("primary returns 503s", 6),
-    ("primary is a black hole", 6),
+    ("primary is a black hole", 8),
     ("primary recovered", 6),
 ];
+
+/// The primary's normal time to answer; the brown-out multiplies it by 30.
+const PRIMARY_NORMAL: &str = r#"{"latency": "80ms"}"#;
+const PRIMARY_BROWN_OUT: &str = r#"{"latency": "2400ms"}"#;
 
 fn policy(primary: &str, backup: &str) -> String {
     format!(
@@ -34,7 +41,7 @@ providers:
     api: openai
     baseUrl: {primary}/v1
     auth: {{apiKey: {{fromEnv: SWITCHYARD_DEMO_KEY}}}}
-    timeouts: {{connect: 500ms, firstByte: 400ms, idle: 2s}}
+    timeouts: {{connect: 500ms}}
   - name: backup
     api: anthropic
     baseUrl: {backup}
@@ -46,6 +53,8 @@ routes:
       - {{provider: primary, model: gpt-4o, price: {{inputPerMTok: 2.5, outputPerMTok: 10}}}}
       - {{provider: backup, model: claude-haiku-4-5, price: {{inputPerMTok: 1, outputPerMTok: 5}}}}
 circuitBreaker:
+  window: 5s
+  minimumCalls: 4
   consecutiveFailures: 3
   openFor: 2s
   maxOpenFor: 4s
@@ -68,6 +77,7 @@ struct Tally {
 /// Runs the demo and prints its summary.
 pub async fn run() -> anyhow::Result<()> {
     let primary = MockServer::start("primary").await?;
+    primary.set_faults(faults(PRIMARY_NORMAL));
     let backup = MockServer::start("backup").await?;
     let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -114,9 +124,10 @@ pub async fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     for (index, (phase, seconds)) in PHASES.iter().enumerate() {
         match index {
-            1 => primary.set_faults(faults(r#"{"errorRate": 1.0, "errorStatus": 503}"#)),
-            2 => primary.set_faults(faults(r#"{"blackhole": true}"#)),
-            3 => primary.set_faults(Faults::default()),
+            1 => primary.set_faults(faults(PRIMARY_BROWN_OUT)),
+            2 => primary.set_faults(faults(r#"{"errorRate": 1.0, "errorStatus": 503}"#)),
+            3 => primary.set_faults(faults(r#"{"blackhole": true}"#)),
+            4 => primary.set_faults(faults(PRIMARY_NORMAL)),
             _ => {}
         }
         if !live {
@@ -292,8 +303,11 @@ fn summary(tally: &Tally, transitions: &[String], metrics: &str) {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     println!("  cost of the answers         ${cost:.6} (from usage and target prices)");
+    let troubled: u64 = PHASES[1..PHASES.len() - 1].iter().map(|p| p.1).sum();
     if errors == 0 {
-        println!("\nThe primary was down for 12 s and the app never saw a failure.");
+        println!(
+            "\nThe primary crawled, failed and went silent for {troubled} s; the app never saw a failure."
+        );
     } else {
         println!("\n{errors} request(s) failed as the app saw them.");
     }

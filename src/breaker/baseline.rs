@@ -19,6 +19,10 @@ pub const MIN_SAMPLES: u32 = 5;
 const DECAY: Duration = Duration::from_secs(120);
 /// The most one sample can move an estimate once warmed up.
 const MAX_WEIGHT: f64 = 0.2;
+/// Once warmed up, a sample counts as at most this multiple of the mean: a brown-out's
+/// calls still move the baseline (over minutes) but cannot blow its deviation up, which
+/// would widen the black-hole bound for as long as the baseline remembers them.
+const SAMPLE_CAP: f64 = 4.0;
 /// Nothing faster than this is slow, whatever the baseline: sub-second noise.
 pub const SLOW_FLOOR: Duration = Duration::from_secs(1);
 /// A non-streamed answer is compared per output token, counting at least this many, so
@@ -46,6 +50,11 @@ impl Estimate {
             return;
         }
         self.samples = self.samples.saturating_add(1);
+        let sample = if self.samples > MIN_SAMPLES {
+            sample.min(SAMPLE_CAP * self.mean)
+        } else {
+            sample
+        };
         let weight = if self.samples <= MIN_SAMPLES {
             // Warm-up: a plain average of the first samples.
             1.0 / f64::from(self.samples)
@@ -207,7 +216,8 @@ mod tests {
         let (b, _) = warmed(ms(100), 20);
         assert!(!b.is_slow(Timing::Stream { ttft: ms(250) }, 3.0));
         assert!(b.is_slow(Timing::Stream { ttft: ms(3_000) }, 3.0));
-        assert_eq!(b.black_hole_after(true), Some(BLACK_HOLE_FLOOR));
+        let bound = b.black_hole_after(true).unwrap();
+        assert!(bound < Duration::from_secs(7), "{bound:?}");
         assert_eq!(b.black_hole_after(false), None);
     }
 
@@ -238,6 +248,19 @@ mod tests {
             output_tokens: 100,
         };
         assert!(b.is_slow(stuck, 3.0));
+    }
+
+    #[test]
+    fn a_brown_out_cannot_blow_the_black_hole_bound_up() {
+        // Ten slow calls (about what the slow rule needs to open the breaker) leave the
+        // bound of a 100 ms target near its floor; uncapped, they would take it to ~30 s.
+        let (mut b, mut now) = warmed(ms(100), 20);
+        for _ in 0..10 {
+            now += Duration::from_secs(3);
+            b.record(Timing::Stream { ttft: ms(3_000) }, now);
+        }
+        let bound = b.black_hole_after(true).unwrap();
+        assert!(bound < Duration::from_secs(7), "{bound:?}");
     }
 
     #[test]
