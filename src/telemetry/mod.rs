@@ -184,6 +184,25 @@ impl Telemetry {
     }
 }
 
+/// The OpenTelemetry layer over `provider`: this crate's spans only (every call's spans,
+/// whatever `RUST_LOG` says for logs), carrying the attributes DESIGN §7 names and none
+/// of tracing's own (`target`, `busy_ns`, `idle_ns`, `code.*`, `thread.*`), which would
+/// otherwise ride on every span. Public so a test can run calls under a pipeline of its
+/// own (a black-holed collector) without replacing the process-wide one.
+pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("switchyard"))
+        .with_threads(false)
+        .with_location(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_filter(spans::filter())
+}
+
 /// Installs the process-wide subscriber: logs to stderr (`json` or text, level from
 /// `RUST_LOG`) plus, when `otlp` is given, the OpenTelemetry layer. Call inside the
 /// runtime that will carry exports.
@@ -198,12 +217,7 @@ pub fn init(json: bool, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Telemetr
     let provider = otlp.map(provider).transpose()?;
     let otel = provider.as_ref().map(|provider| {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        // Only this crate's spans: every call's spans, whatever RUST_LOG says for logs.
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("switchyard"))
-            .with_threads(false)
-            .with_location(false)
-            .with_filter(spans::filter())
+        layer(provider)
     });
     // A second init (tests start several sidecars in one process) keeps the first.
     let _ = tracing_subscriber::registry()
