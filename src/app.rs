@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::exit::BadConfig;
 use crate::shared::Shared;
 use crate::source::{self, SourceTask};
 use crate::{admin, proxy, server};
@@ -202,10 +203,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 pub async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
     let running = match start(&args).await {
         Ok(running) => running,
-        Err(err @ StartError::Config(_)) => {
-            eprintln!("switchyard: {err}");
-            return Ok(std::process::ExitCode::from(64));
-        }
+        Err(err @ StartError::Config(_)) => return Err(BadConfig::new(err).into()),
         Err(err) => return Err(err.into()),
     };
     shutdown_signal().await;

@@ -20,6 +20,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 
+use crate::exit::BadConfig;
+
 pub use faults::{Faults, FaultsError};
 pub use handler::MOCK_NAME_HEADER;
 pub use server::MockServer;
@@ -42,7 +44,10 @@ pub struct Args {
 /// Serves the mock until ctrl-c or SIGTERM. A blackholed call does not hold up the exit:
 /// open connections are cut.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    args.faults.validate().context("invalid fault flags")?;
+    args.faults
+        .validate()
+        .map_err(BadConfig::new)
+        .context("invalid fault flags")?;
     let server = MockServer::start_on(args.listen, &args.name, args.faults)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

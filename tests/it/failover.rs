@@ -117,7 +117,7 @@ async fn refused_connections_fail_over() {
 async fn a_black_hole_is_bounded_by_the_first_byte_timeout() {
     let (primary, secondary, sidecar) = pair("").await;
     primary.set_faults(faults(json!({"blackhole": true})));
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let reply = sidecar.chat("gpt-4o").await;
     assert_eq!(reply.status, 200);
     assert_eq!(secondary.calls(), 1);
@@ -289,7 +289,7 @@ async fn anthropic_calls_fail_over_within_their_dialect() {
 
 #[tokio::test]
 async fn a_target_at_max_concurrency_is_shed() {
-    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
     let policy = two_target_policy(&primary, &secondary, "").replacen(

@@ -43,7 +43,7 @@ fn spec_json(text: &str) -> serde_json::Value {
 }
 
 pub(crate) async fn mock() -> MockServer {
-    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    provider_key_env();
     MockServer::start("primary").await.unwrap()
 }
 
