@@ -7,6 +7,7 @@
 
 mod anthropic;
 mod body;
+mod command;
 mod faults;
 mod handler;
 mod openai;
@@ -24,7 +25,7 @@ use crate::exit::BadConfig;
 
 pub use faults::{Faults, FaultsError};
 pub use handler::MOCK_NAME_HEADER;
-pub use server::MockServer;
+pub use server::{Hold, MockServer};
 pub use stats::{RequestRecord, Stats, RECENT};
 
 /// Flags of `switchyard mock`.
