@@ -198,7 +198,7 @@ impl Metrics {
         r.register(
             "switchyard_otlp_spans_dropped",
             "Spans dropped before reaching the OTLP collector (queue full or export failed)",
-            crate::telemetry::spans_dropped().clone(),
+            spans_dropped().clone(),
         );
         Self {
             registry,
@@ -280,6 +280,14 @@ impl Metrics {
         };
         self.breaker_state.remove(&labels);
     }
+}
+
+/// Spans dropped before reaching the collector, for `switchyard_otlp_spans_dropped_total`.
+/// Process-wide because the tracer provider is; kept here, with the other families, so
+/// the telemetry pipeline depends on metrics and not the other way round.
+pub fn spans_dropped() -> &'static Counter {
+    static DROPPED: OnceLock<Counter> = OnceLock::new();
+    DROPPED.get_or_init(Counter::default)
 }
 
 /// Outcome labels are a small closed set; each gets a lazily created counter handle.

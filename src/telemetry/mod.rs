@@ -7,7 +7,6 @@ mod export;
 mod http;
 pub mod spans;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -16,20 +15,12 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use prometheus_client::metrics::counter::Counter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// Spans held for export at most; past it new spans are dropped (and counted).
 const QUEUE_CAPACITY: usize = 2048;
-
-/// Spans dropped before reaching the collector, for `switchyard_otlp_spans_dropped_total`.
-/// Process-wide because the tracer provider is.
-pub fn spans_dropped() -> &'static Counter {
-    static DROPPED: OnceLock<Counter> = OnceLock::new();
-    DROPPED.get_or_init(Counter::default)
-}
 
 /// OTLP transport, from `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

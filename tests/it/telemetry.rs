@@ -307,12 +307,12 @@ async fn a_black_hole_collector_never_blocks_and_drops_are_counted() {
         switchyard::telemetry::provider(&config).unwrap()
     };
     let tracer = provider.tracer("test");
-    let before = switchyard::telemetry::spans_dropped().get();
+    let before = switchyard::metrics::spans_dropped().get();
     // More than the queue holds while the first batch hangs on the collector.
     for _ in 0..5_000 {
         tracer.start("lost").end();
     }
-    let dropped = switchyard::telemetry::spans_dropped().get() - before;
+    let dropped = switchyard::metrics::spans_dropped().get() - before;
     assert!(dropped > 0, "overflow is counted");
     assert!(dropped <= 5_000);
     tokio::time::timeout(ms(10_000), exporting)
@@ -321,15 +321,15 @@ async fn a_black_hole_collector_never_blocks_and_drops_are_counted() {
         .unwrap();
     // The first batch has left the queue: fill it again, so it stays full while the
     // held export lasts.
-    let topped = switchyard::telemetry::spans_dropped().get();
+    let topped = switchyard::metrics::spans_dropped().get();
     for _ in 0..5_000 {
-        if switchyard::telemetry::spans_dropped().get() > topped {
+        if switchyard::metrics::spans_dropped().get() > topped {
             break;
         }
         tracer.start("lost").end();
     }
     assert!(
-        switchyard::telemetry::spans_dropped().get() > topped,
+        switchyard::metrics::spans_dropped().get() > topped,
         "the queue is full"
     );
 
@@ -339,7 +339,7 @@ async fn a_black_hole_collector_never_blocks_and_drops_are_counted() {
     let scoped = tracing_subscriber::registry()
         .with(switchyard::telemetry::layer(&provider))
         .set_default();
-    let before_calls = switchyard::telemetry::spans_dropped().get();
+    let before_calls = switchyard::metrics::spans_dropped().get();
     let mut traces = Vec::new();
     for _ in 0..20 {
         let (trace, _, traceparent) = new_trace();
@@ -354,7 +354,7 @@ async fn a_black_hole_collector_never_blocks_and_drops_are_counted() {
     drop(scoped);
     assert_eq!(primary.calls(), 20);
     assert!(
-        switchyard::telemetry::spans_dropped().get() - before_calls >= 2 * 20,
+        switchyard::metrics::spans_dropped().get() - before_calls >= 2 * 20,
         "each call's server and attempt spans met the full queue and were counted"
     );
     crate::support::otlp::flush();
