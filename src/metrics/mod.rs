@@ -1,4 +1,4 @@
-//! The Prometheus metric families of DESIGN §7.
+//! The Prometheus metric families of `docs/observability.md`.
 //!
 //! Families live in one registry; per-target and per-route handles are taken once when a
 //! policy is compiled, so the request path only touches atomics, never a family's map.

@@ -1,4 +1,4 @@
-//! The inbound API (DESIGN §2): the provider paths an unmodified SDK calls, dispatched to
+//! The inbound API (README, "Point your SDK at it"): the provider paths an unmodified SDK calls, dispatched to
 //! the failover loop; anything else is a 404 without any upstream call, so the sidecar
 //! is never an open proxy.
 

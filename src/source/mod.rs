@@ -1,7 +1,7 @@
-//! Live policy sources (DESIGN §6): a watched file, a ConfigMap or a RoutingPolicy.
-//! Every new text goes through decode → validate → swap in [`Reloader::offer`];
-//! invariant: the running policy is only ever replaced by one that passed
-//! [`decode_and_validate`], so a broken edit can never displace a good policy.
+//! Live policy sources (`docs/live-policy.md`): a watched file, a ConfigMap or a
+//! RoutingPolicy. Every new text goes through decode → validate → swap in
+//! [`Reloader::offer`]; invariant: the running policy is only ever replaced by one that
+//! passed [`decode_and_validate`], so a broken edit can never displace a good policy.
 
 mod diff;
 pub mod file;
@@ -40,7 +40,7 @@ enum Watched {
     Kube(KubeSource),
 }
 
-/// Where the policy comes from (DESIGN §1: at most one source). The CLI builds it from
+/// Where the policy comes from (at most one source). The CLI builds it from
 /// its flags; this module knows nothing of the CLI.
 #[derive(Debug, Clone)]
 pub enum Settings {

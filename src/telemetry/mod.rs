@@ -1,7 +1,8 @@
 //! The tracing pipeline: logs to stderr and, when an OTLP endpoint is configured by the
-//! standard `OTEL_*` variables, one OpenTelemetry trace per call (DESIGN §7). Invariant:
-//! telemetry never sits on the request path; export runs on its own worker and a down or
-//! slow collector only costs dropped spans, which are counted.
+//! standard `OTEL_*` variables, one OpenTelemetry trace per call
+//! (`docs/observability.md`). Invariant: telemetry never sits on the request path; export
+//! runs on its own worker and a down or slow collector only costs dropped spans, which
+//! are counted.
 
 mod export;
 mod http;
@@ -176,10 +177,11 @@ impl Telemetry {
 }
 
 /// The OpenTelemetry layer over `provider`: this crate's spans only (every call's spans,
-/// whatever `RUST_LOG` says for logs), carrying the attributes DESIGN §7 names and none
-/// of tracing's own (`target`, `busy_ns`, `idle_ns`, `code.*`, `thread.*`), which would
-/// otherwise ride on every span. Public so a test can run calls under a pipeline of its
-/// own (a black-holed collector) without replacing the process-wide one.
+/// whatever `RUST_LOG` says for logs), carrying the attributes `docs/observability.md`
+/// names and none of tracing's own (`target`, `busy_ns`, `idle_ns`, `code.*`,
+/// `thread.*`), which would otherwise ride on every span. Public so a test can run calls
+/// under a pipeline of its own (a black-holed collector) without replacing the
+/// process-wide one.
 pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,

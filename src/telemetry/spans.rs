@@ -1,7 +1,7 @@
-//! The spans and span events of DESIGN §7: a SERVER span per inbound call, a CLIENT span
-//! per attempt, GenAI semantic-convention attributes, and W3C context in and out.
-//! Invariant: nothing here reads or records credentials, and prompt or completion text
-//! is recorded only when the policy's `telemetry.captureContent` is true.
+//! The spans and span events of `docs/observability.md`: a SERVER span per inbound call,
+//! a CLIENT span per attempt, GenAI semantic-convention attributes, and W3C context in
+//! and out. Invariant: nothing here reads or records credentials, and prompt or
+//! completion text is recorded only when the policy's `telemetry.captureContent` is true.
 
 use http::HeaderMap;
 use opentelemetry::trace::TraceContextExt as _;

@@ -1,5 +1,5 @@
-//! DESIGN §4: what fails over, what does not, cooldowns, breakers, the last-chance
-//! attempt and the retry budget.
+//! Failover (`docs/decisions.md`, `docs/policy.md`): what fails over, what does not,
+//! cooldowns, breakers, the last-chance attempt and the retry budget.
 
 use serde_json::json;
 

@@ -1,5 +1,5 @@
-//! DESIGN §2 and §5: the inbound API, the sidecar's own errors in the caller's format,
-//! and what is (never) forwarded upstream.
+//! The inbound API (README, "Point your SDK at it"), the sidecar's own errors in the
+//! caller's format, and what is (never) forwarded upstream.
 
 use serde_json::json;
 

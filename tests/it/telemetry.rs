@@ -1,4 +1,4 @@
-//! DESIGN §7: one OTLP trace per call, decoded from what a real receiver got; the
+//! `docs/observability.md`: one OTLP trace per call, decoded from what a real receiver got; the
 //! exporter's transports; a dead collector; and every metric family on `/metrics`.
 
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};

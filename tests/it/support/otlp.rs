@@ -276,7 +276,7 @@ pub fn double(attributes: &[KeyValue], key: &str) -> Option<f64> {
     }
 }
 
-/// The attributes DESIGN §7 allows on a span; anything else (tracing's own `target`,
+/// The attributes `docs/observability.md` allows on a span; anything else (tracing's own `target`,
 /// `busy_ns`, `idle_ns`, `code.*`, `thread.*`, `level`) must not be exported.
 pub fn assert_only_convention_attributes(span: &Span) {
     const NAMED: [&str; 4] = [
@@ -289,7 +289,7 @@ pub fn assert_only_convention_attributes(span: &Span) {
         let key = kv.key.as_str();
         assert!(
             key.starts_with("gen_ai.") || key.starts_with("switchyard.") || NAMED.contains(&key),
-            "span {:?} exports {key:?}, which DESIGN §7 does not name",
+            "span {:?} exports {key:?}, which docs/observability.md does not name",
             span.name
         );
     }
