@@ -343,12 +343,10 @@ async fn a_black_hole_collector_never_blocks_and_drops_are_counted() {
     let mut traces = Vec::new();
     for _ in 0..20 {
         let (trace, _, traceparent) = new_trace();
-        let started = tokio::time::Instant::now();
         let reply = tokio::time::timeout(ms(2_000), chat_traced(&sidecar, &traceparent))
             .await
-            .expect("a call is not held up by the collector");
+            .expect("a call is not held up by the collector, whose export hangs for a minute");
         assert_eq!(reply.status, 200, "{}", reply.text());
-        assert!(started.elapsed() < ms(HELD_EXPORT_MS / 30));
         traces.push(trace);
     }
     drop(scoped);
