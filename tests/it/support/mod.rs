@@ -284,8 +284,8 @@ pub fn faults(value: serde_json::Value) -> Faults {
 /// The provider key test policies read with `apiKey: {fromEnv: SWITCHYARD_TEST_KEY}`.
 pub const PROVIDER_KEY: &str = "sk-test-provider-key";
 
-/// Sets `SWITCHYARD_TEST_KEY` to [`PROVIDER_KEY`], once for the whole test process, so
-/// no test writes the environment while another reads it.
+/// Sets `SWITCHYARD_TEST_KEY` to [`PROVIDER_KEY`] once for the whole test process, not
+/// again by every test while others run.
 pub fn provider_key_env() {
     static SET: std::sync::Once = std::sync::Once::new();
     SET.call_once(|| {
