@@ -30,7 +30,7 @@ cargo test --all-targets --quiet
 
 step "SDK tests (official openai and anthropic clients)"
 cargo build --quiet
-export SWITCHYARD_BIN="$SWITCHYARD_TARGET_DIR/debug/switchyard"
+export SWITCHYARD_BIN="${SWITCHYARD_BIN:-$SWITCHYARD_TARGET_DIR/debug/switchyard}"
 .venv/bin/python -m pytest -q tests/sdk
 
 if [ -x tests/packaging.sh ]; then
