@@ -32,12 +32,16 @@ fi
 cargo build --release --bin switchyard
 cargo build --release --example sse_probe
 
+# Wherever cargo put them: CARGO_TARGET_DIR, a cargo config's build.target-dir, or target/.
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
 # 1,000 open streams need more descriptors than the usual default of 1,024.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 exec bench/.venv-tools/bin/python bench/rig.py \
-  --binary target/release/switchyard \
-  --probe target/release/examples/sse_probe \
+  --binary "$target_dir/release/switchyard" \
+  --probe "$target_dir/release/examples/sse_probe" \
   --envoy bench/.venv-tools/bin/envoy \
   --litellm bench/.venv-litellm/bin/litellm \
   "$@"

@@ -5,6 +5,10 @@
 //! Invariant: timing uses one monotonic clock and the read that completes an event, so
 //! the numbers compare directly between a direct call and a proxied one. Only ever
 //! pointed at loopback addresses by the rig.
+#![allow(
+    clippy::disallowed_types,
+    reason = "a benchmark client measuring real elapsed time; it never runs on paused time"
+)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! The admin port (DESIGN §7): probes, Prometheus metrics, the running policy, breaker
-//! state, and the drill endpoints, which only a loopback peer may call.
+//! The admin port (`docs/observability.md`): probes, Prometheus metrics, the running
+//! policy, breaker state, and the drill endpoints, which only a loopback peer may call.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::exit::BadConfig;
 use crate::shared::Shared;
 use crate::source::{self, SourceTask};
 use crate::{admin, proxy, server};
@@ -70,6 +71,24 @@ impl RunArgs {
             key_refresh_interval: Duration::from_secs(10),
         }
     }
+
+    /// The policy source the flags name (clap lets at most one through).
+    pub fn source(&self) -> source::Settings {
+        let kube = |kind, name: &String| source::Settings::Kube {
+            kind,
+            name: name.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+        };
+        if let Some(path) = &self.policy_file {
+            source::Settings::File(path.clone())
+        } else if let Some(name) = &self.policy_configmap {
+            kube(source::Kind::ConfigMap, name)
+        } else if let Some(name) = &self.policy_resource {
+            kube(source::Kind::RoutingPolicy, name)
+        } else {
+            source::Settings::Embedded
+        }
+    }
 }
 
 /// Why the sidecar could not start.
@@ -125,7 +144,7 @@ impl Running {
 /// `/readyz` is 503 until its first good policy.
 pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
     let shared = Arc::new(Shared::new(args.max_body_bytes, args.request_read_timeout));
-    let source = source::open(args, Arc::clone(&shared))
+    let source = source::open(&args.source(), Arc::clone(&shared))
         .await
         .map_err(|e| StartError::Config(vec![e.to_string()]))?;
     let proxy_listener = bind(args.listen).await?;
@@ -202,10 +221,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 pub async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
     let running = match start(&args).await {
         Ok(running) => running,
-        Err(err @ StartError::Config(_)) => {
-            eprintln!("switchyard: {err}");
-            return Ok(std::process::ExitCode::from(64));
-        }
+        Err(err @ StartError::Config(_)) => return Err(BadConfig::new(err).into()),
         Err(err) => return Err(err.into()),
     };
     shutdown_signal().await;

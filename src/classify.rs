@@ -1,5 +1,6 @@
 //! Turns what an upstream did into an [`Outcome`], once, so that failover, breakers,
-//! cooldowns, metrics and traces all agree on what happened (DESIGN §4).
+//! cooldowns, metrics and traces all agree on what happened (`docs/decisions.md`,
+//! Failover).
 //!
 //! Nothing here does I/O or looks at the clock: the wall-clock time needed to read
 //! RFC 3339 and HTTP-date reset headers is passed in.
@@ -152,7 +153,8 @@ fn is_quota_exhausted(body: &[u8]) -> bool {
         .any(|k| error[k] == "insufficient_quota")
 }
 
-/// How long the provider asked us to wait, in any of the dialects of DESIGN §4.
+/// How long the provider asked us to wait, in any of the dialects providers use
+/// (`retry-after`, reset headers).
 pub fn requested_cooldown(headers: &HeaderMap, wall_now: SystemTime) -> Option<Duration> {
     let text = |name: &str| {
         headers

@@ -33,19 +33,19 @@ const PHASES: [(&str, u64); 5] = [
 const PRIMARY_NORMAL: &str = r#"{"latency": "80ms"}"#;
 const PRIMARY_BROWN_OUT: &str = r#"{"latency": "2400ms"}"#;
 
-fn policy(primary: &str, backup: &str) -> String {
+fn policy(primary: &str, backup: &str, key_file: &std::path::Path) -> String {
     format!(
         r#"
 providers:
   - name: primary
     api: openai
     baseUrl: {primary}/v1
-    auth: {{apiKey: {{fromEnv: SWITCHYARD_DEMO_KEY}}}}
+    auth: {{apiKey: {{fromFile: {key}}}}}
     timeouts: {{connect: 500ms}}
   - name: backup
     api: anthropic
     baseUrl: {backup}
-    auth: {{apiKey: {{fromEnv: SWITCHYARD_DEMO_KEY}}}}
+    auth: {{apiKey: {{fromFile: {key}}}}}
 routes:
   - model: gpt-4o
     strategy: failover
@@ -59,7 +59,9 @@ circuitBreaker:
   openFor: 2s
   maxOpenFor: 4s
   halfOpenCalls: 2
-"#
+"#,
+        // A JSON string is a YAML string, whatever the temporary directory's name holds.
+        key = serde_json::Value::from(key_file.display().to_string()),
     )
 }
 
@@ -82,8 +84,14 @@ pub async fn run() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let policy_path = dir.join("policy.yaml");
-    std::fs::write(&policy_path, policy(&primary.url(), &backup.url()))?;
-    std::env::set_var("SWITCHYARD_DEMO_KEY", "sk-demo-not-a-real-key");
+    // The mocks take any key; a file (as a mounted Secret would be) keeps the demo from
+    // writing the process environment.
+    let key_file = dir.join("api-key");
+    std::fs::write(&key_file, "sk-demo-not-a-real-key")?;
+    std::fs::write(
+        &policy_path,
+        policy(&primary.url(), &backup.url(), &key_file),
+    )?;
     let sidecar = app::start(&RunArgs::loopback(Some(policy_path))).await?;
     let base = format!("http://{}/v1/chat/completions", sidecar.proxy_addr);
 

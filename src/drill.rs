@@ -10,6 +10,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::exit::BadConfig;
+
 /// Flags of `switchyard drill`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DrillArgs {
@@ -29,7 +31,7 @@ pub struct DrillArgs {
 /// Sends the drill and prints the sidecar's answer.
 pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
     let Some((provider, model)) = args.target.split_once('/') else {
-        bail!("target must be provider/model, e.g. openai/gpt-4o");
+        return Err(BadConfig::new("target must be provider/model, e.g. openai/gpt-4o").into());
     };
     let action = if args.close {
         "close".to_owned()

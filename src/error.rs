@@ -9,13 +9,23 @@ use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 
 use crate::body::{self, Body};
-use crate::policy::spec::ApiKind;
 
 /// Header naming why the sidecar failed a request.
 pub const ERROR_HEADER: &str = "x-switchyard-error";
 
 /// Header the OpenAI and Anthropic SDKs read before retrying on their own.
 pub const SHOULD_RETRY_HEADER: &str = "x-should-retry";
+
+/// How a caller's SDK expects an error body: the sidecar's own errors follow the API the
+/// call came in on. Its own enum, so this module needs nothing from the policy (the
+/// conversion from the policy's API kind lives with the proxy, which knows both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{"error": {"message", "type", "code"}}`, as the OpenAI SDKs parse it.
+    OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}`, as the Anthropic SDKs parse it.
+    Anthropic,
+}
 
 /// A request the sidecar answers itself instead of with a provider's response.
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +115,9 @@ impl ProxyError {
     }
 
     /// The response in the caller's format.
-    pub fn into_response(self, dialect: ApiKind) -> Response<Body> {
+    pub fn into_response(self, format: impl Into<ErrorFormat>) -> Response<Body> {
         let status = self.status();
-        let body = error_body(dialect, status, self.reason(), &self.to_string());
+        let body = error_body(format.into(), status, self.reason(), &self.to_string());
         let mut response = Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, "application/json")
@@ -128,13 +138,13 @@ impl ProxyError {
 }
 
 /// An error body as the given API's SDKs expect it.
-pub fn error_body(dialect: ApiKind, status: StatusCode, code: &str, message: &str) -> Bytes {
-    let value = match dialect.dialect() {
-        ApiKind::Anthropic => json!({
+pub fn error_body(format: ErrorFormat, status: StatusCode, code: &str, message: &str) -> Bytes {
+    let value = match format {
+        ErrorFormat::Anthropic => json!({
             "type": "error",
             "error": {"type": anthropic_error_type(status), "message": message},
         }),
-        _ => json!({
+        ErrorFormat::OpenAi => json!({
             "error": {"message": message, "type": openai_error_type(status), "code": code},
         }),
     };
@@ -168,7 +178,7 @@ mod tests {
     fn bodies_follow_each_dialect() {
         let e = ProxyError::UnknownModel("gpt-9".into());
         let openai: serde_json::Value = serde_json::from_slice(&error_body(
-            ApiKind::Openai,
+            ErrorFormat::OpenAi,
             e.status(),
             e.reason(),
             &e.to_string(),
@@ -177,7 +187,7 @@ mod tests {
         assert_eq!(openai["error"]["code"], "unknown_model");
         assert_eq!(openai["error"]["type"], "invalid_request_error");
         let anthropic: serde_json::Value = serde_json::from_slice(&error_body(
-            ApiKind::Anthropic,
+            ErrorFormat::Anthropic,
             e.status(),
             e.reason(),
             &e.to_string(),
@@ -193,7 +203,7 @@ mod tests {
             retry_after: Duration::from_millis(2500),
             detail: String::new(),
         };
-        let r = e.into_response(ApiKind::Openai);
+        let r = e.into_response(ErrorFormat::OpenAi);
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::RETRY_AFTER], "3");
         assert_eq!(r.headers()[ERROR_HEADER], "unavailable");

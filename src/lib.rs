@@ -13,6 +13,7 @@ pub mod classify;
 pub mod demo;
 pub mod drill;
 pub mod error;
+pub mod exit;
 pub mod hedge;
 pub mod inject;
 pub mod metrics;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::{app, demo, drill, inject, mock, policy, telemetry};
+use switchyard::{app, demo, drill, exit, inject, mock, policy, telemetry};
 
 /// A failover sidecar for LLM calls.
 #[derive(Parser, Debug)]
@@ -45,7 +45,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are answers, not errors; clap exits 0 for them.
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            // Bad flags are bad configuration too: 64 for every subcommand, not clap's 2.
+            let _ = err.print();
+            return ExitCode::from(exit::BAD_CONFIG);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,7 +66,7 @@ fn main() -> ExitCode {
             Ok(telemetry) => telemetry,
             Err(err) => {
                 eprintln!("switchyard: {err}");
-                return ExitCode::from(64);
+                return ExitCode::from(exit::BAD_CONFIG);
             }
         }
     };
@@ -88,7 +97,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("switchyard: {err:#}");
-            ExitCode::FAILURE
+            if exit::is_bad_config(&err) {
+                ExitCode::from(exit::BAD_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 # Checks the Kubernetes packaging: Helm chart (lint, schema-validated render), YAML style,
 # Dockerfile lint and build context, CRD drift, and the injector over real HTTPS (pytest tests/k8s).
 # Called by tests/run.sh from the repo root with VENV (a Python venv with pytest) and
-# SWITCHYARD_BIN (the built binary). Installs its own tools idempotently.
+# SWITCHYARD_BIN (the built binary), and SWITCHYARD_TARGET_DIR (cargo's target directory,
+# where the tools are kept). Installs its own tools idempotently.
 set -euo pipefail
 
 : "${VENV:?VENV must point at a Python venv}"
@@ -12,7 +13,7 @@ if [[ "$SWITCHYARD_BIN" != */* ]]; then
 fi
 SWITCHYARD_BIN="$(cd "$(dirname "$SWITCHYARD_BIN")" && pwd)/$(basename "$SWITCHYARD_BIN")"
 export SWITCHYARD_BIN
-TOOLS="${SWITCHYARD_TOOLS_DIR:-$PWD/target/packaging-tools}"
+TOOLS="${SWITCHYARD_TOOLS_DIR:-${SWITCHYARD_TARGET_DIR:-${CARGO_TARGET_DIR:-$PWD/target}}/packaging-tools}"
 K8S_VERSION="${K8S_VALIDATE_VERSION:-1.33.0}"
 CHART=helm/switchyard
 PY="$VENV/bin/python"

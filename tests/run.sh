@@ -15,6 +15,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 export VENV="$root/.venv"
+# Where cargo puts what it builds: CARGO_TARGET_DIR, a cargo config's build.target-dir,
+# or target/. The SDK and packaging tests find the binary (and keep tools) there.
+SWITCHYARD_TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+    "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export SWITCHYARD_TARGET_DIR
 
 step "cargo fmt and clippy"
 cargo fmt --check
@@ -25,7 +30,7 @@ cargo test --all-targets --quiet
 
 step "SDK tests (official openai and anthropic clients)"
 cargo build --quiet
-export SWITCHYARD_BIN="$root/target/debug/switchyard"
+export SWITCHYARD_BIN="${SWITCHYARD_BIN:-$SWITCHYARD_TARGET_DIR/debug/switchyard}"
 .venv/bin/python -m pytest -q tests/sdk
 
 if [ -x tests/packaging.sh ]; then

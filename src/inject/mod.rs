@@ -26,6 +26,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::exit::BadConfig;
+
 use sidecar::{SidecarConfig, SidecarMode};
 
 /// Largest AdmissionReview accepted; the API server's own object limit is about 3 MiB.
@@ -177,13 +179,14 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
 
 /// Serves the webhook until SIGTERM or Ctrl-C, then lets in-flight reviews finish.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let config = Arc::new(args.sidecar.sidecar_config()?);
+    let config = Arc::new(args.sidecar.sidecar_config().map_err(BadConfig::new)?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let resolver = tls::ReloadingCert::new(
         args.tls_cert.clone(),
         args.tls_key.clone(),
         Arc::clone(&provider),
-    )?;
+    )
+    .map_err(BadConfig::new)?;
     let mut tls_config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

@@ -1,9 +1,10 @@
 //! What the injector adds to a pod: the sidecar container, its keys volume and the
 //! SDK variables of the app containers, all fixed by the injector's flags.
 //!
-//! Invariant: the container rendered here is the contract of DESIGN §9 (ports, probes,
-//! non-root read-only filesystem, keys mounted only into the sidecar); the Helm chart's
-//! `switchyard.sidecar` template renders the same container and must be kept in step.
+//! Invariant: the container rendered here (ports, probes, non-root read-only filesystem,
+//! keys mounted only into the sidecar) is the sidecar's contract with the pod; the Helm
+//! chart's `switchyard.sidecar` template renders the same container and must be kept in
+//! step.
 
 use std::collections::BTreeMap;
 
@@ -25,9 +26,9 @@ pub const KEYS_PATH: &str = "/etc/switchyard/keys";
 pub const PROXY_PORT: u16 = 4000;
 /// The sidecar's admin port: probes, metrics and state.
 pub const ADMIN_PORT: u16 = 4001;
-/// `OPENAI_BASE_URL` for app containers (DESIGN §2).
+/// `OPENAI_BASE_URL` for app containers (README, "Point your SDK at it").
 pub const OPENAI_BASE_URL: &str = "http://127.0.0.1:4000/v1";
-/// `ANTHROPIC_BASE_URL` for app containers (DESIGN §2).
+/// `ANTHROPIC_BASE_URL` for app containers (README, "Point your SDK at it").
 pub const ANTHROPIC_BASE_URL: &str = "http://127.0.0.1:4000";
 
 /// How the sidecar is added to a pod.

@@ -57,7 +57,7 @@ impl TypedMetric for AtomicHistogram {
 }
 
 impl EncodeMetric for AtomicHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
         let inner = &self.0;
         // The encoder takes per-bucket counts and accumulates them itself.
         let buckets: Vec<(f64, u64)> = inner

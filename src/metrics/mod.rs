@@ -1,4 +1,4 @@
-//! The Prometheus metric families of DESIGN §7.
+//! The Prometheus metric families of `docs/observability.md`.
 //!
 //! Families live in one registry; per-target and per-route handles are taken once when a
 //! policy is compiled, so the request path only touches atomics, never a family's map.
@@ -202,7 +202,7 @@ impl Metrics {
         r.register(
             "switchyard_otlp_spans_dropped",
             "Spans dropped before reaching the OTLP collector (queue full or export failed)",
-            crate::telemetry::spans_dropped().clone(),
+            spans_dropped().clone(),
         );
         let hedges = Family::default();
         r.register(
@@ -311,6 +311,14 @@ impl Metrics {
         self.baseline_ttft.remove(&labels);
         self.baseline_per_token.remove(&labels);
     }
+}
+
+/// Spans dropped before reaching the collector, for `switchyard_otlp_spans_dropped_total`.
+/// Process-wide because the tracer provider is; kept here, with the other families, so
+/// the telemetry pipeline depends on metrics and not the other way round.
+pub fn spans_dropped() -> &'static Counter {
+    static DROPPED: OnceLock<Counter> = OnceLock::new();
+    DROPPED.get_or_init(Counter::default)
 }
 
 /// Outcome labels are a small closed set; each gets a lazily created counter handle.
@@ -458,41 +466,46 @@ impl TargetMetrics {
     }
 }
 
-/// A stable slot for each outcome label; the label set is closed (see `classify` and
-/// `error`), and a collision would only merge two labels' handles, which a test rules out.
+/// Every outcome label, each with its own counter slot: what `classify` and `error`
+/// produce, plus `cancelled` (the app went away). The set is closed; a label missing here
+/// would share the last slot with any other missing one, and whichever came first would
+/// count for both, so a test checks every variant has its own slot.
+const KNOWN_OUTCOMES: [&str; 30] = [
+    "success",
+    "client_error",
+    "rate_limited",
+    "quota_exhausted",
+    "connect_error",
+    "tls_error",
+    "connect_timeout",
+    "first_byte_timeout",
+    "idle_timeout",
+    "http_408",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
+    "http_529",
+    "http_5xx",
+    "stream_cut",
+    "stream_error",
+    "invalid_response",
+    "all_failed",
+    "unavailable",
+    "deadline",
+    "cancelled",
+    "bad_request",
+    "unknown_model",
+    "body_too_large",
+    "not_found",
+    "not_ready",
+    "body_timeout",
+    "stalled",
+];
+
+/// The slot of an outcome label (see [`KNOWN_OUTCOMES`]).
 fn outcome_slot(outcome: &str) -> usize {
-    const KNOWN: [&str; 29] = [
-        "success",
-        "client_error",
-        "rate_limited",
-        "quota_exhausted",
-        "connect_error",
-        "tls_error",
-        "connect_timeout",
-        "first_byte_timeout",
-        "idle_timeout",
-        "http_408",
-        "http_500",
-        "http_502",
-        "http_503",
-        "http_504",
-        "http_529",
-        "http_5xx",
-        "stream_cut",
-        "stream_error",
-        "invalid_response",
-        "all_failed",
-        "unavailable",
-        "deadline",
-        "cancelled",
-        "bad_request",
-        "unknown_model",
-        "body_too_large",
-        "not_found",
-        "not_ready",
-        "stalled",
-    ];
-    KNOWN
+    KNOWN_OUTCOMES
         .iter()
         .position(|k| *k == outcome)
         .unwrap_or(OUTCOME_SLOTS - 1)
@@ -500,7 +513,126 @@ fn outcome_slot(outcome: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
     use super::*;
+    use crate::classify::{FailReason, Outcome};
+    use crate::error::ProxyError;
+
+    /// One of each `ProxyError`; the exhaustive match fails to compile when a variant is
+    /// added, pointing here.
+    fn every_proxy_error() -> Vec<ProxyError> {
+        let errors = vec![
+            ProxyError::BadRequest(String::new()),
+            ProxyError::UnknownModel(String::new()),
+            ProxyError::BodyTooLarge { limit: 1 },
+            ProxyError::NotFound(String::new()),
+            ProxyError::AllFailed(String::new()),
+            ProxyError::Unavailable {
+                retry_after: Duration::ZERO,
+                detail: String::new(),
+            },
+            ProxyError::DeadlineExceeded(Duration::ZERO),
+            ProxyError::NotReady,
+            ProxyError::BodyTimeout(Duration::ZERO),
+        ];
+        let kinds: HashSet<u8> = errors
+            .iter()
+            .map(|e| match e {
+                ProxyError::BadRequest(_) => 0,
+                ProxyError::UnknownModel(_) => 1,
+                ProxyError::BodyTooLarge { .. } => 2,
+                ProxyError::NotFound(_) => 3,
+                ProxyError::AllFailed(_) => 4,
+                ProxyError::Unavailable { .. } => 5,
+                ProxyError::DeadlineExceeded(_) => 6,
+                ProxyError::NotReady => 7,
+                ProxyError::BodyTimeout(_) => 8,
+            })
+            .collect();
+        assert_eq!(kinds.len(), errors.len(), "one of each variant");
+        errors
+    }
+
+    /// One of each attempt outcome and failure reason (every labelled status included),
+    /// with the same exhaustive-match guard.
+    fn every_outcome() -> Vec<Outcome> {
+        let mut reasons = vec![
+            FailReason::Connect,
+            FailReason::Tls,
+            FailReason::ConnectTimeout,
+            FailReason::FirstByteTimeout,
+            FailReason::IdleTimeout,
+            FailReason::Stalled,
+            FailReason::Cut,
+            FailReason::StreamError,
+            FailReason::InvalidResponse,
+            FailReason::Deadline,
+        ];
+        reasons.extend([408, 500, 502, 503, 504, 529, 599].map(FailReason::Status));
+        for reason in &reasons {
+            match reason {
+                FailReason::Connect
+                | FailReason::Tls
+                | FailReason::ConnectTimeout
+                | FailReason::FirstByteTimeout
+                | FailReason::IdleTimeout
+                | FailReason::Stalled
+                | FailReason::Status(_)
+                | FailReason::Cut
+                | FailReason::StreamError
+                | FailReason::InvalidResponse
+                | FailReason::Deadline => {}
+            }
+        }
+        let mut outcomes: Vec<Outcome> = reasons.into_iter().map(Outcome::Failure).collect();
+        outcomes.extend([
+            Outcome::Success,
+            Outcome::Throttled {
+                cooldown: Duration::ZERO,
+                quota_exhausted: false,
+            },
+            Outcome::Throttled {
+                cooldown: Duration::ZERO,
+                quota_exhausted: true,
+            },
+            Outcome::ClientError(http::StatusCode::BAD_REQUEST),
+        ]);
+        for outcome in &outcomes {
+            match outcome {
+                Outcome::Success
+                | Outcome::Failure(_)
+                | Outcome::Throttled { .. }
+                | Outcome::ClientError(_) => {}
+            }
+        }
+        outcomes
+    }
+
+    #[test]
+    fn every_outcome_label_has_a_slot_of_its_own() {
+        let mut labels: Vec<&'static str> =
+            every_proxy_error().iter().map(|e| e.reason()).collect();
+        labels.extend(every_outcome().iter().map(Outcome::label));
+        labels.push("cancelled");
+        let mut slots = std::collections::HashMap::new();
+        for label in labels {
+            let slot = outcome_slot(label);
+            assert!(
+                KNOWN_OUTCOMES.get(slot) == Some(&label),
+                "{label:?} has no slot in KNOWN_OUTCOMES"
+            );
+            assert!(
+                slot < OUTCOME_SLOTS - 1,
+                "{label:?} lands in the overflow slot"
+            );
+            if let Some(other) = slots.insert(slot, label) {
+                assert_eq!(other, label, "two labels share slot {slot}");
+            }
+        }
+        assert!(KNOWN_OUTCOMES.len() < OUTCOME_SLOTS);
+    }
 
     #[test]
     fn handles_feed_the_families() {

@@ -5,7 +5,7 @@
 //! uses it to the end; the control API is never subject to faults.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,11 +14,11 @@ use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::body::{self, Body};
+use super::command::Command;
 use super::reply::{self, Reply};
-use super::server::Command;
 use super::stats::Recorder;
 use super::{anthropic, openai, Faults};
 
@@ -37,6 +37,10 @@ pub(crate) struct Shared {
     ids: AtomicU64,
     /// Weak, so the listener task still ends when the handle is dropped.
     commands: mpsc::WeakUnboundedSender<Command>,
+    /// Provider calls wait while this is set ([`super::MockServer::hold`]).
+    held: AtomicBool,
+    /// Wakes the waiting calls when the hold ends.
+    released: Notify,
 }
 
 impl Shared {
@@ -53,6 +57,34 @@ impl Shared {
             fault_calls: AtomicU64::new(0),
             ids: AtomicU64::new(0),
             commands,
+            held: AtomicBool::new(false),
+            released: Notify::new(),
+        }
+    }
+
+    /// Makes provider calls wait in [`Self::until_released`].
+    pub(crate) fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets every waiting call go on.
+    pub(crate) fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+
+    /// Returns at once unless the mock is held (one atomic load: the hot path stays
+    /// lock-free), else when it is released.
+    async fn until_released(&self) {
+        while self.held.load(Ordering::SeqCst) {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before the second look, so a release in between is not missed.
+            released.as_mut().enable();
+            if !self.held.load(Ordering::SeqCst) {
+                return;
+            }
+            released.await;
         }
     }
 
@@ -205,6 +237,7 @@ async fn provider(
     shared
         .stats
         .record(&parts.method, &parts.uri, model.as_deref(), &parts.headers);
+    shared.until_released().await;
     let faults = shared.faults.load_full();
     if faults.blackhole {
         // Never answer; the connection stays open until the client gives up or the mock

@@ -7,6 +7,7 @@
 
 mod anthropic;
 mod body;
+mod command;
 mod faults;
 mod handler;
 mod openai;
@@ -20,9 +21,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 
+use crate::exit::BadConfig;
+
 pub use faults::{Faults, FaultsError, ThinkAs};
 pub use handler::MOCK_NAME_HEADER;
-pub use server::MockServer;
+pub use server::{Hold, MockServer};
 pub use stats::{RequestRecord, Stats, RECENT};
 
 /// Flags of `switchyard mock`.
@@ -42,7 +45,10 @@ pub struct Args {
 /// Serves the mock until ctrl-c or SIGTERM. A blackholed call does not hold up the exit:
 /// open connections are cut.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    args.faults.validate().context("invalid fault flags")?;
+    args.faults
+        .validate()
+        .map_err(BadConfig::new)
+        .context("invalid fault flags")?;
     let server = MockServer::start_on(args.listen, &args.name, args.faults)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -18,25 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use super::command::Command;
 use super::handler::{self, Shared};
 use super::{Faults, Stats};
 
 /// Pending connections the kernel queues for us.
 const BACKLOG: u32 = 1024;
-
-/// What the handle and the control API ask the listener task to do.
-pub(crate) enum Command {
-    /// Close the listener and cut every connection but `keep`; come back at `until`.
-    Down {
-        keep: Option<u64>,
-        until: Option<Instant>,
-        ack: Option<oneshot::Sender<()>>,
-    },
-    /// Listen again on the same address.
-    Up {
-        ack: oneshot::Sender<io::Result<()>>,
-    },
-}
 
 /// A running mock provider; dropping it stops the mock (as [`MockServer::shutdown`]
 /// does, without waiting).
@@ -149,6 +136,16 @@ impl MockServer {
         }
     }
 
+    /// Holds every provider call from now on where it stands once counted (before any
+    /// fault or answer) until the returned guard is dropped: a test can keep a call in
+    /// flight for exactly as long as it needs, with no latency to race against.
+    pub fn hold(&self) -> Hold {
+        self.shared.hold();
+        Hold {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Resolves once at least `n` calls have been received.
     pub async fn wait_for_calls(&self, n: u64) {
         self.shared.stats.wait_for_calls(n).await;
@@ -171,6 +168,19 @@ impl MockServer {
         if let Err(err) = task.await {
             tracing::error!(%err, "mock listener task failed");
         }
+    }
+}
+
+/// Keeps a mock's provider calls waiting (see [`MockServer::hold`]); dropping it lets
+/// them all go on.
+#[must_use = "the calls are released when the guard is dropped"]
+pub struct Hold {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.shared.release();
     }
 }
 

@@ -316,3 +316,27 @@ async fn serves_h2c_with_prior_knowledge() {
         "Hello from mock h2"
     );
 }
+
+#[tokio::test]
+async fn a_held_mock_counts_calls_and_answers_them_only_when_released() {
+    let mock = MockServer::start("a").await.expect("mock starts");
+    let hold = mock.hold();
+    let addr = mock.addr();
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let calls: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(async move { post(addr, "/v1/chat/completions", body).await }))
+        .collect();
+    mock.wait_for_calls(2).await;
+    // Both calls are counted and parked; the control API still answers while held.
+    let stats = request(addr, "GET", "/_mock/stats", "", &[]).await;
+    assert_eq!(stats.status(), StatusCode::OK);
+    assert!(calls.iter().all(|call| !call.is_finished()));
+    drop(hold);
+    for call in calls {
+        let resp = call.await.expect("the call task runs to the end");
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    // Released for good: a later call is not held.
+    let resp = post(addr, "/v1/chat/completions", body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}

@@ -1,4 +1,4 @@
-//! The inbound API (DESIGN §2): the provider paths an unmodified SDK calls, dispatched to
+//! The inbound API (README, "Point your SDK at it"): the provider paths an unmodified SDK calls, dispatched to
 //! the failover loop; anything else is a 404 without any upstream call, so the sidecar
 //! is never an open proxy.
 
@@ -21,12 +21,23 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::body::{self, Body};
-use crate::error::ProxyError;
+use crate::error::{ErrorFormat, ProxyError};
+use crate::policy::spec::ApiKind;
 use crate::shared::Shared;
 use crate::telemetry::spans;
 use inbound::InboundBody;
 use tracing::Instrument as _;
 use upstream::Operation;
+
+/// The error format of an API's SDKs. Exhaustive, so a new API says how its errors look.
+impl From<ApiKind> for ErrorFormat {
+    fn from(api: ApiKind) -> Self {
+        match api {
+            ApiKind::Openai | ApiKind::AzureOpenai => ErrorFormat::OpenAi,
+            ApiKind::Anthropic => ErrorFormat::Anthropic,
+        }
+    }
+}
 
 /// Handles one inbound request.
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {

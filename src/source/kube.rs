@@ -93,7 +93,7 @@ pub struct ObjectName {
 
 impl ObjectName {
     /// Parses `[NS/]NAME`; without `NS/`, `POD_NAMESPACE`, then the in-cluster
-    /// namespace file, says where the object lives (DESIGN §1).
+    /// namespace file, says where the object lives (`docs/live-policy.md`).
     pub fn parse(kind: Kind, value: &str) -> Result<Self, KubeError> {
         let bad = || KubeError::Name {
             flag: kind.flag(),

@@ -1,21 +1,22 @@
-//! Live policy sources (DESIGN §6): a watched file, a ConfigMap or a RoutingPolicy.
-//! Every new text goes through decode → validate → swap in [`Reloader::offer`];
-//! invariant: the running policy is only ever replaced by one that passed
-//! [`decode_and_validate`], so a broken edit can never displace a good policy.
+//! Live policy sources (`docs/live-policy.md`): a watched file, a ConfigMap or a
+//! RoutingPolicy. Every new text goes through decode → validate → swap in
+//! [`Reloader::offer`]; invariant: the running policy is only ever replaced by one that
+//! passed [`decode_and_validate`], so a broken edit can never displace a good policy.
 
 mod diff;
 pub mod file;
 pub mod keys;
 pub mod kube;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::app::RunArgs;
 use crate::policy::{decode_and_validate, embedded_default, FieldError};
 use crate::shared::Shared;
 
 use self::file::{FileError, FileSource};
-use self::kube::{Kind, KubeError, KubeSource};
+pub use self::kube::Kind;
+use self::kube::{KubeError, KubeSource};
 
 /// Why the policy source could not start: bad local configuration (exit 64).
 #[derive(Debug, thiserror::Error)]
@@ -39,25 +40,43 @@ enum Watched {
     Kube(KubeSource),
 }
 
-/// Opens the source the flags name (DESIGN §1: at most one). A file is loaded now, so
-/// an invalid one fails start-up; with no source the embedded default is installed;
-/// a Kubernetes source loads once running, and until then the sidecar is not ready.
-pub async fn open(args: &RunArgs, shared: Arc<Shared>) -> Result<Opened, SourceError> {
+/// Where the policy comes from (at most one source). The CLI builds it from
+/// its flags; this module knows nothing of the CLI.
+#[derive(Debug, Clone)]
+pub enum Settings {
+    /// No source named: the embedded default policy.
+    Embedded,
+    /// A local file (a mounted ConfigMap, or local use), watched for changes.
+    File(PathBuf),
+    /// A ConfigMap or RoutingPolicy `[NS/]NAME`, watched through the Kubernetes API.
+    Kube {
+        /// Which kind of object.
+        kind: Kind,
+        /// `[NS/]NAME` as given.
+        name: String,
+        /// Client configuration; in-cluster when `None`.
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+/// Opens the source `settings` name. A file is loaded now, so an invalid one fails
+/// start-up; with no source the embedded default is installed; a Kubernetes source
+/// loads once running, and until then the sidecar is not ready.
+pub async fn open(settings: &Settings, shared: Arc<Shared>) -> Result<Opened, SourceError> {
     let reloader = Reloader::new(shared);
-    let kubeconfig = args.kubeconfig.as_deref();
-    let source = if let Some(path) = &args.policy_file {
-        Some(Watched::File(FileSource::open(path, &reloader)?))
-    } else if let Some(name) = &args.policy_configmap {
-        Some(Watched::Kube(
-            KubeSource::new(Kind::ConfigMap, name, kubeconfig).await?,
-        ))
-    } else if let Some(name) = &args.policy_resource {
-        Some(Watched::Kube(
-            KubeSource::new(Kind::RoutingPolicy, name, kubeconfig).await?,
-        ))
-    } else {
-        reloader.shared.install(embedded_default());
-        None
+    let source = match settings {
+        Settings::File(path) => Some(Watched::File(FileSource::open(path, &reloader)?)),
+        Settings::Kube {
+            kind,
+            name,
+            kubeconfig,
+        } => Some(Watched::Kube(
+            KubeSource::new(*kind, name, kubeconfig.as_deref()).await?,
+        )),
+        Settings::Embedded => {
+            reloader.shared.install(embedded_default());
+            None
+        }
     };
     Ok(Opened { reloader, source })
 }

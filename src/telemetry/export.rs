@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{
 };
 use opentelemetry_sdk::Resource;
 
-use super::spans_dropped;
+use crate::metrics::spans_dropped;
 
 /// Spans waiting for export, shared by the gate and the exporter that drains it.
 #[derive(Debug, Default)]

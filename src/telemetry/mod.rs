@@ -1,13 +1,13 @@
 //! The tracing pipeline: logs to stderr and, when an OTLP endpoint is configured by the
-//! standard `OTEL_*` variables, one OpenTelemetry trace per call (DESIGN §7). Invariant:
-//! telemetry never sits on the request path; export runs on its own worker and a down or
-//! slow collector only costs dropped spans, which are counted.
+//! standard `OTEL_*` variables, one OpenTelemetry trace per call
+//! (`docs/observability.md`). Invariant: telemetry never sits on the request path; export
+//! runs on its own worker and a down or slow collector only costs dropped spans, which
+//! are counted.
 
 mod export;
 mod http;
 pub mod spans;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -16,20 +16,12 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use prometheus_client::metrics::counter::Counter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// Spans held for export at most; past it new spans are dropped (and counted).
 const QUEUE_CAPACITY: usize = 2048;
-
-/// Spans dropped before reaching the collector, for `switchyard_otlp_spans_dropped_total`.
-/// Process-wide because the tracer provider is.
-pub fn spans_dropped() -> &'static Counter {
-    static DROPPED: OnceLock<Counter> = OnceLock::new();
-    DROPPED.get_or_init(Counter::default)
-}
 
 /// OTLP transport, from `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +176,26 @@ impl Telemetry {
     }
 }
 
+/// The OpenTelemetry layer over `provider`: this crate's spans only (every call's spans,
+/// whatever `RUST_LOG` says for logs), carrying the attributes `docs/observability.md`
+/// names and none of tracing's own (`target`, `busy_ns`, `idle_ns`, `code.*`,
+/// `thread.*`), which would otherwise ride on every span. Public so a test can run calls
+/// under a pipeline of its own (a black-holed collector) without replacing the
+/// process-wide one.
+pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("switchyard"))
+        .with_threads(false)
+        .with_location(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_filter(spans::filter())
+}
+
 /// Installs the process-wide subscriber: logs to stderr (`json` or text, level from
 /// `RUST_LOG`) plus, when `otlp` is given, the OpenTelemetry layer. Call inside the
 /// runtime that will carry exports.
@@ -198,12 +210,7 @@ pub fn init(json: bool, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Telemetr
     let provider = otlp.map(provider).transpose()?;
     let otel = provider.as_ref().map(|provider| {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        // Only this crate's spans: every call's spans, whatever RUST_LOG says for logs.
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("switchyard"))
-            .with_threads(false)
-            .with_location(false)
-            .with_filter(spans::filter())
+        layer(provider)
     });
     // A second init (tests start several sidecars in one process) keeps the first.
     let _ = tracing_subscriber::registry()

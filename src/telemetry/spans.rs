@@ -1,7 +1,7 @@
-//! The spans and span events of DESIGN §7: a SERVER span per inbound call, a CLIENT span
-//! per attempt, GenAI semantic-convention attributes, and W3C context in and out.
-//! Invariant: nothing here reads or records credentials, and prompt or completion text
-//! is recorded only when the policy's `telemetry.captureContent` is true.
+//! The spans and span events of `docs/observability.md`: a SERVER span per inbound call,
+//! a CLIENT span per attempt, GenAI semantic-convention attributes, and W3C context in
+//! and out. Invariant: nothing here reads or records credentials, and prompt or
+//! completion text is recorded only when the policy's `telemetry.captureContent` is true.
 
 use http::HeaderMap;
 use opentelemetry::trace::TraceContextExt as _;
@@ -63,7 +63,7 @@ pub fn requested(span: &Span, operation: Operation, model: &str) {
 /// Records how the call ended, from the response the app gets.
 pub fn answered(span: &Span, status: http::StatusCode, headers: &HeaderMap) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", int(status.as_u16()));
     if let Some(route) = header("x-switchyard-route") {
         span.record("switchyard.route", route);
     }
@@ -74,7 +74,7 @@ pub fn answered(span: &Span, status: http::StatusCode, headers: &HeaderMap) {
         span.record("gen_ai.response.model", model);
     }
     if let Some(attempts) = header("x-switchyard-attempts").and_then(|a| a.parse::<u64>().ok()) {
-        span.record("switchyard.attempts", attempts);
+        span.record("switchyard.attempts", int(attempts));
     }
     if let Some(reason) = header("x-switchyard-error") {
         failed(span, reason);
@@ -91,6 +91,7 @@ pub fn attempt(
     route: &str,
     number: usize,
 ) -> Span {
+    let (host, port) = server(&target.provider.server_address, &target.provider.base_url);
     tracing::info_span!(
         "attempt",
         otel.name = format!("{} {model}", operation.genai_name()),
@@ -102,14 +103,51 @@ pub fn attempt(
         gen_ai.response.model = Empty,
         gen_ai.usage.input_tokens = Empty,
         gen_ai.usage.output_tokens = Empty,
-        server.address = %target.provider.server_address,
+        server.address = host,
+        server.port = port,
         http.response.status_code = Empty,
         error.type = Empty,
         switchyard.provider = %target.provider.name,
         switchyard.route = route,
-        switchyard.attempt = number as u64,
+        switchyard.attempt = int(number),
         switchyard.time_to_first_token_s = Empty,
     )
+}
+
+/// A count as the `i64` OpenTelemetry's integer attributes hold. tracing-opentelemetry
+/// turns only `i64` fields into integers (`u64` and `u16` arrive as strings), so every
+/// integer attribute goes through here; a count past `i64::MAX` saturates.
+fn int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// `server.address` (the host alone, IPv6 without brackets) and `server.port` of a base
+/// URL's `host[:port]`; the port defaults to the scheme's when the URL leaves it out.
+fn server<'a>(authority: &'a str, base_url: &str) -> (&'a str, Option<i64>) {
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    // An IPv6 host is bracketed, so the last `:` outside the brackets is the port's.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(port) => (host, Some(i64::from(port))),
+            Err(_) => (authority, None),
+        },
+        None => (authority, None),
+    };
+    let port = port.or_else(|| {
+        let scheme = base_url.split_once("://").map(|(scheme, _)| scheme);
+        match scheme {
+            Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+            Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+            _ => None,
+        }
+    });
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (host, port)
 }
 
 /// The GenAI semantic-convention `gen_ai.provider.name` for a wire dialect.
@@ -134,7 +172,7 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
 
 /// Records the upstream's status code.
 pub fn status(span: &Span, status: http::StatusCode) {
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", int(status.as_u16()));
 }
 
 /// Marks a span failed with a low-cardinality reason (`error.type`).
@@ -150,8 +188,8 @@ pub fn response_model(span: &Span, model: &str) {
 
 /// Records a complete answer's usage and time to first token.
 pub fn usage(span: &Span, usage: Usage, ttft: Option<std::time::Duration>) {
-    span.record("gen_ai.usage.input_tokens", usage.input);
-    span.record("gen_ai.usage.output_tokens", usage.output);
+    span.record("gen_ai.usage.input_tokens", int(usage.input));
+    span.record("gen_ai.usage.output_tokens", int(usage.output));
     if let Some(reason) = usage.finish {
         let reasons = opentelemetry::Array::from(vec![opentelemetry::StringValue::from(reason)]);
         span.set_attribute(
@@ -247,4 +285,36 @@ fn event(name: &'static str, attributes: Vec<KeyValue>) {
 /// cancelled.
 pub fn hedge_winner(span: &Span, won: bool) {
     span.set_attribute("switchyard.hedge.winner", won);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server;
+
+    #[test]
+    fn server_address_is_the_host_and_the_port_an_integer() {
+        for (authority, base_url, expected) in [
+            (
+                "127.0.0.1:8080",
+                "http://127.0.0.1:8080/v1",
+                ("127.0.0.1", Some(8080)),
+            ),
+            (
+                "api.openai.com",
+                "https://api.openai.com/v1",
+                ("api.openai.com", Some(443)),
+            ),
+            (
+                "example.com",
+                "HTTP://example.com",
+                ("example.com", Some(80)),
+            ),
+            ("[::1]:4000", "http://[::1]:4000", ("::1", Some(4000))),
+            ("[::1]", "https://[::1]/v1", ("::1", Some(443))),
+            ("user@host:81", "http://user@host:81", ("host", Some(81))),
+            ("", "", ("", None)),
+        ] {
+            assert_eq!(server(authority, base_url), expected, "{authority}");
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! DESIGN §7 admin port and §1 shutdown.
+//! The admin port (`docs/observability.md`) and shutdown.
 
 use crate::support::*;
 

@@ -30,7 +30,7 @@ routes:
 }
 
 async fn setup() -> (MockServer, MockServer, Sidecar) {
-    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
     let sidecar = Sidecar::start(&cross_policy(&primary, &secondary)).await;

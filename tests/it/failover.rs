@@ -1,5 +1,5 @@
-//! DESIGN §4: what fails over, what does not, cooldowns, breakers, the last-chance
-//! attempt and the retry budget.
+//! Failover (`docs/decisions.md`, `docs/policy.md`): what fails over, what does not,
+//! cooldowns, breakers, the last-chance attempt and the retry budget.
 
 use serde_json::json;
 
@@ -117,7 +117,7 @@ async fn refused_connections_fail_over() {
 async fn a_black_hole_is_bounded_by_the_first_byte_timeout() {
     let (primary, secondary, sidecar) = pair("").await;
     primary.set_faults(faults(json!({"blackhole": true})));
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let reply = sidecar.chat("gpt-4o").await;
     assert_eq!(reply.status, 200);
     assert_eq!(secondary.calls(), 1);
@@ -204,9 +204,17 @@ async fn half_open_probes_then_closes_after_recovery() {
     sidecar.chat("gpt-4o").await;
     assert_eq!(sidecar.breakers().await[0]["state"], "open");
     primary.set_faults(faults(json!({})));
-    // Wait on the condition the breaker reports, not on a fixed sleep.
-    let open_ms = sidecar.breakers().await[0]["open_for_ms"].as_u64().unwrap();
-    tokio::time::sleep(ms(open_ms + 10)).await;
+    // Wait on the condition the breaker reports, its open period over, not a fixed sleep.
+    let deadline = tokio::time::Instant::now() + ms(5_000);
+    while sidecar.breakers().await[0]["open_for_ms"].as_u64() != Some(0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the breaker's 200 ms open period never ended"
+        );
+        tokio::time::sleep(ms(5)).await;
+    }
+    // The view rounds down to whole milliseconds: up to one may still remain.
+    tokio::time::sleep(ms(1)).await;
     for _ in 0..2 {
         assert_eq!(
             sidecar.chat("gpt-4o").await.header("x-switchyard-provider"),
@@ -289,7 +297,7 @@ async fn anthropic_calls_fail_over_within_their_dialect() {
 
 #[tokio::test]
 async fn a_target_at_max_concurrency_is_shed() {
-    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
     let policy = two_target_policy(&primary, &secondary, "").replacen(
@@ -298,7 +306,9 @@ async fn a_target_at_max_concurrency_is_shed() {
         1,
     );
     let sidecar = Sidecar::start(&policy).await;
-    primary.set_faults(faults(json!({"latency": "400ms"})));
+    // The primary keeps the first call until released: it is in flight for exactly as
+    // long as the second call takes, however slow the machine.
+    let hold = primary.hold();
     let url = sidecar.url("/v1/chat/completions");
     let first = tokio::spawn(async move { post(&url, &chat_body("gpt-4o", false), &[]).await });
     primary.wait_for_calls(1).await;
@@ -309,6 +319,11 @@ async fn a_target_at_max_concurrency_is_shed() {
         "the busy primary is skipped as shed"
     );
     assert_eq!(second.header("x-switchyard-attempts"), "1");
+    assert!(
+        !first.is_finished(),
+        "the first call was in flight all along"
+    );
+    drop(hold);
     assert_eq!(
         first.await.unwrap().header("x-switchyard-provider"),
         "primary"

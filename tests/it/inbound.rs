@@ -1,5 +1,5 @@
-//! DESIGN §2 and §5: the inbound API, the sidecar's own errors in the caller's format,
-//! and what is (never) forwarded upstream.
+//! The inbound API (README, "Point your SDK at it"), the sidecar's own errors in the
+//! caller's format, and what is (never) forwarded upstream.
 
 use serde_json::json;
 
@@ -43,25 +43,39 @@ async fn bad_input_gets_a_clear_error_in_the_callers_format_and_never_reaches_up
         let stray = post(&sidecar.url(path), &chat_body("gpt-4o", false), &[]).await;
         assert_eq!(stray.status, 404, "{path}");
     }
-    let absolute = send(
-        http::Request::post(format!(
-            "http://{}/v1/chat/completions",
-            sidecar.running.proxy_addr
-        ))
-        .header("host", "api.openai.com")
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(chat_body(
-            "nope", false,
-        ))))
-        .unwrap(),
+    assert_eq!(primary.calls() + secondary.calls(), 0);
+}
+
+/// A known model, so only the Host header could send the call elsewhere.
+#[tokio::test]
+async fn the_host_header_never_picks_an_upstream() {
+    let (primary, secondary, sidecar) = pair("").await;
+    let reply = collect(
+        send(
+            http::Request::post(sidecar.url("/v1/chat/completions"))
+                .header("host", "api.openai.com")
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(chat_body(
+                    "gpt-4o", false,
+                ))))
+                .unwrap(),
+        )
+        .await,
     )
     .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
-        absolute.status(),
-        404,
-        "the Host header never picks an upstream"
+        reply.header("x-switchyard-provider"),
+        "primary",
+        "the route's first target answers, whatever the Host says"
     );
-    assert_eq!(primary.calls() + secondary.calls(), 0);
+    assert_eq!((primary.calls(), secondary.calls()), (1, 0));
+    let sent = &primary.stats().recent[0].headers;
+    assert_eq!(
+        sent["host"],
+        primary.addr().to_string(),
+        "the upstream gets its own Host, not the app's"
+    );
 }
 
 #[tokio::test]

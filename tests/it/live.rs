@@ -1,7 +1,7 @@
-//! DESIGN §6 live policy from Kubernetes: a ConfigMap and a RoutingPolicy through a fake
-//! API server; edits, invalid edits (metric, Warning Event), resyncs after a dropped watch
-//! and 410 Gone, an API server down at start, deletion, and swaps under load.
-//! The file source and reload semantics are in `live_file.rs`.
+//! Live policy from Kubernetes (`docs/live-policy.md`): a ConfigMap and a RoutingPolicy
+//! through a fake API server; edits, invalid edits (metric, Warning Event), resyncs after
+//! a dropped watch and 410 Gone, an API server down at start, deletion, and swaps under
+//! load. The file source and reload semantics are in `live_file.rs`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -43,7 +43,7 @@ fn spec_json(text: &str) -> serde_json::Value {
 }
 
 pub(crate) async fn mock() -> MockServer {
-    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    provider_key_env();
     MockServer::start("primary").await.unwrap()
 }
 

@@ -1,4 +1,5 @@
-//! DESIGN §6 live policy from a watched file (kubelet's ConfigMap-volume symlink swap),
+//! Live policy from a watched file (`docs/live-policy.md`; kubelet's ConfigMap-volume
+//! symlink swap),
 //! and what a reload keeps: in-flight requests on their snapshot, breaker state of
 //! unchanged targets; plus the CRD drift and schema checks.
 

@@ -1,4 +1,8 @@
 //! The integration suite: one binary, real listeners on 127.0.0.1, real mocks.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support as much as tests: a failed unwrap is a failed test"
+)]
 
 mod support;
 

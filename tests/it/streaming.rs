@@ -1,5 +1,6 @@
-//! DESIGN §4 streaming commit point: invisible failover before the first content event,
-//! a well-formed error event after it, never a clean end on a truncated answer.
+//! The streaming commit point (`docs/architecture.md`): invisible failover before the
+//! first content event, a well-formed error event after it, never a clean end on a
+//! truncated answer.
 
 use serde_json::json;
 

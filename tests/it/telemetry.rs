@@ -1,11 +1,15 @@
-//! DESIGN §7: one OTLP trace per call, decoded from what a real receiver got; the
+//! `docs/observability.md`: one OTLP trace per call, decoded from what a real receiver got; the
 //! exporter's transports; a dead collector; and every metric family on `/metrics`.
 
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::support::otlp::{attr, new_trace, receiver};
+use crate::support::otlp::{
+    assert_only_convention_attributes, attr, double, int, new_trace, receiver,
+};
 use crate::support::*;
 
 const BREAK_AT_ONE: &str = "circuitBreaker: {consecutiveFailures: 1, openFor: 60s}";
@@ -33,6 +37,9 @@ async fn a_failed_over_call_is_one_trace_with_a_span_per_attempt() {
 
     let spans = receiver.received.wait_for(&trace, 3).await;
     assert_eq!(spans.len(), 3, "one server span and two attempts");
+    for (_, span) in &spans {
+        assert_only_convention_attributes(span);
+    }
     let (resource, server) = spans
         .iter()
         .find(|(_, s)| s.kind == SpanKind::Server as i32)
@@ -59,8 +66,8 @@ async fn a_failed_over_call_is_one_trace_with_a_span_per_attempt() {
         Some("gpt-4o-mini")
     );
     assert_eq!(attr(a, "switchyard.route").as_deref(), Some("gpt-4o"));
-    assert_eq!(attr(a, "switchyard.attempts").as_deref(), Some("2"));
-    assert_eq!(attr(a, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(int(a, "switchyard.attempts"), Some(2));
+    assert_eq!(int(a, "http.response.status_code"), Some(200));
     let failover = server
         .events
         .iter()
@@ -84,7 +91,7 @@ async fn a_failed_over_call_is_one_trace_with_a_span_per_attempt() {
         .map(|(_, s)| s)
         .filter(|s| s.kind == SpanKind::Client as i32)
         .collect();
-    attempts.sort_by_key(|s| attr(&s.attributes, "switchyard.attempt"));
+    attempts.sort_by_key(|s| int(&s.attributes, "switchyard.attempt"));
     assert_eq!(attempts.len(), 2);
     for span in &attempts {
         assert_eq!(
@@ -102,15 +109,17 @@ async fn a_failed_over_call_is_one_trace_with_a_span_per_attempt() {
     }
     let (first, second) = (&attempts[0].attributes, &attempts[1].attributes);
     assert_eq!(attempts[0].name, "chat gpt-4o");
-    assert_eq!(attr(first, "switchyard.attempt").as_deref(), Some("1"));
-    assert_eq!(
-        attr(first, "http.response.status_code").as_deref(),
-        Some("503")
-    );
+    assert_eq!(int(first, "switchyard.attempt"), Some(1));
+    assert_eq!(int(first, "http.response.status_code"), Some(503));
     assert_eq!(attr(first, "error.type").as_deref(), Some("http_503"));
     assert_eq!(
         attr(first, "server.address"),
-        Some(primary.addr().to_string())
+        Some(primary.addr().ip().to_string()),
+        "the host alone"
+    );
+    assert_eq!(
+        int(first, "server.port"),
+        Some(i64::from(primary.addr().port()))
     );
     let breaker = attempts[0]
         .events
@@ -124,30 +133,21 @@ async fn a_failed_over_call_is_one_trace_with_a_span_per_attempt() {
     assert_eq!(attr(&breaker.attributes, "from").as_deref(), Some("closed"));
     assert_eq!(attr(&breaker.attributes, "to").as_deref(), Some("open"));
     assert_eq!(attempts[1].name, "chat gpt-4o-mini");
-    assert_eq!(attr(second, "switchyard.attempt").as_deref(), Some("2"));
-    assert_eq!(
-        attr(second, "http.response.status_code").as_deref(),
-        Some("200")
-    );
+    assert_eq!(int(second, "switchyard.attempt"), Some(2));
+    assert_eq!(int(second, "http.response.status_code"), Some(200));
     assert_eq!(attr(second, "error.type"), None);
     assert_eq!(
         attr(second, "gen_ai.response.model").as_deref(),
         Some("gpt-4o-mini")
     );
-    let input: u64 = attr(second, "gen_ai.usage.input_tokens")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let output: u64 = attr(second, "gen_ai.usage.output_tokens")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let input = int(second, "gen_ai.usage.input_tokens").expect("an integer");
+    let output = int(second, "gen_ai.usage.output_tokens").expect("an integer");
     assert!(input > 0 && output > 0);
     assert_eq!(
         attr(second, "gen_ai.response.finish_reasons").as_deref(),
         Some("stop")
     );
-    assert!(attr(second, "switchyard.time_to_first_token_s").is_some());
+    assert!(double(second, "switchyard.time_to_first_token_s").is_some_and(|s| s > 0.0));
     assert_eq!(
         attr(second, "gen_ai.input.messages"),
         None,
@@ -212,10 +212,8 @@ async fn upstreams_receive_the_attempt_context_and_streams_end_their_span() {
         .map(|(_, s)| s)
         .find(|s| s.kind == SpanKind::Client as i32)
         .expect("an attempt span, ended with the stream");
-    let output: u64 = attr(&attempt.attributes, "gen_ai.usage.output_tokens")
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert_only_convention_attributes(attempt);
+    let output = int(&attempt.attributes, "gen_ai.usage.output_tokens").expect("an integer");
     assert!(output > 0, "usage recorded when the stream ended");
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let sent = primary.stats().recent[0].headers["traceparent"].clone();
@@ -270,38 +268,101 @@ async fn the_http_protobuf_transport_delivers_spans() {
     assert_eq!(spans[0].1.name, "over http");
 }
 
+/// How long the black-holed collector holds an export: far longer than any call may take.
+const HELD_EXPORT_MS: u64 = 60_000;
+
+/// Calls through a sidecar whose spans go to a collector that accepts connections and
+/// never answers: with the export queue full and the one export in flight held for a
+/// minute, every call still answers in a fraction of that, and its spans are dropped
+/// and counted instead of waiting.
 #[tokio::test]
 async fn a_black_hole_collector_never_blocks_and_drops_are_counted() {
-    // Accepts connections and never answers.
-    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let healthy = receiver();
+    // Accepts connections, keeps them, never reads or answers; says when the exporter
+    // has connected, that is, when its first batch has left the queue and hangs.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", hole.local_addr().unwrap());
+    let (connected, exporting) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut connected = Some(connected);
+        while let Ok((stream, _)) = hole.accept().await {
+            held.push(stream);
+            if let Some(connected) = connected.take() {
+                let _ = connected.send(());
+            }
+        }
+    });
     let config = switchyard::telemetry::OtlpConfig::from_lookup(|name| match name {
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some(endpoint.clone()),
         "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".into()),
-        "OTEL_EXPORTER_OTLP_TIMEOUT" => Some("60000".into()),
+        "OTEL_EXPORTER_OTLP_TIMEOUT" => Some(HELD_EXPORT_MS.to_string()),
         "OTEL_BSP_SCHEDULE_DELAY" => Some("1".into()),
         _ => None,
     })
     .unwrap()
     .unwrap();
     let provider = {
-        let _entered = receiver().runtime.enter();
+        let _entered = healthy.runtime.enter();
         switchyard::telemetry::provider(&config).unwrap()
     };
-    let before = switchyard::telemetry::spans_dropped().get();
     let tracer = provider.tracer("test");
+    let before = switchyard::metrics::spans_dropped().get();
     // More than the queue holds while the first batch hangs on the collector.
     for _ in 0..5_000 {
         tracer.start("lost").end();
     }
-    let dropped = switchyard::telemetry::spans_dropped().get() - before;
+    let dropped = switchyard::metrics::spans_dropped().get() - before;
     assert!(dropped > 0, "overflow is counted");
     assert!(dropped <= 5_000);
-    drop(hole);
+    tokio::time::timeout(ms(10_000), exporting)
+        .await
+        .expect("the exporter reaches the collector")
+        .unwrap();
+    // The first batch has left the queue: fill it again, so it stays full while the
+    // held export lasts.
+    let topped = switchyard::metrics::spans_dropped().get();
+    for _ in 0..5_000 {
+        if switchyard::metrics::spans_dropped().get() > topped {
+            break;
+        }
+        tracer.start("lost").end();
+    }
+    assert!(
+        switchyard::metrics::spans_dropped().get() > topped,
+        "the queue is full"
+    );
+
     let (primary, _secondary, sidecar) = pair("").await;
-    let (_, _, traceparent) = new_trace();
-    assert_eq!(chat_traced(&sidecar, &traceparent).await.status, 200);
-    assert_eq!(primary.calls(), 1);
+    // The sidecar serves on this test's (current-thread) runtime, so under this guard
+    // its call and attempt spans go to the black-holed pipeline, not the healthy one.
+    let scoped = tracing_subscriber::registry()
+        .with(switchyard::telemetry::layer(&provider))
+        .set_default();
+    let before_calls = switchyard::metrics::spans_dropped().get();
+    let mut traces = Vec::new();
+    for _ in 0..20 {
+        let (trace, _, traceparent) = new_trace();
+        let reply = tokio::time::timeout(ms(2_000), chat_traced(&sidecar, &traceparent))
+            .await
+            .expect("a call is not held up by the collector, whose export hangs for a minute");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        traces.push(trace);
+    }
+    drop(scoped);
+    assert_eq!(primary.calls(), 20);
+    assert!(
+        switchyard::metrics::spans_dropped().get() - before_calls >= 2 * 20,
+        "each call's server and attempt spans met the full queue and were counted"
+    );
+    crate::support::otlp::flush();
+    for trace in &traces {
+        assert!(
+            healthy.received.trace(trace).is_empty(),
+            "the calls' spans went to the black hole, not the healthy collector"
+        );
+    }
+    holder.abort();
     tokio::task::spawn_blocking(move || drop(provider))
         .await
         .unwrap();

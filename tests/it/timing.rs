@@ -35,7 +35,7 @@ routes:
 }
 
 async fn setup(route: &str, extra: &str) -> (MockServer, MockServer, Sidecar) {
-    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
     let sidecar = Sidecar::start(&policy(&primary, &secondary, route, extra)).await;

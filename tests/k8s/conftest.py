@@ -15,7 +15,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-BIN = os.environ.get("SWITCHYARD_BIN", "target/debug/switchyard")
+
+def _cargo_bin():
+    """The debug binary wherever cargo builds it: CARGO_TARGET_DIR, a cargo config's
+    build.target-dir, or target/ (as `cargo metadata` reports it)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    meta = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return os.path.join(json.loads(meta.stdout)["target_directory"], "debug", "switchyard")
+
+
+BIN = os.environ.get("SWITCHYARD_BIN") or _cargo_bin()
 
 
 def _name(cn):

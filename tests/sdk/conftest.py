@@ -10,7 +10,22 @@ import urllib.request
 
 import pytest
 
-BIN = os.environ.get("SWITCHYARD_BIN", "target/debug/switchyard")
+
+def _cargo_bin():
+    """The debug binary wherever cargo builds it: CARGO_TARGET_DIR, a cargo config's
+    build.target-dir, or target/ (as `cargo metadata` reports it)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    meta = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return os.path.join(json.loads(meta.stdout)["target_directory"], "debug", "switchyard")
+
+
+BIN = os.environ.get("SWITCHYARD_BIN") or _cargo_bin()
 ADDR = re.compile(r"(127\.0\.0\.1:\d+)")
 
 

@@ -281,9 +281,26 @@ pub fn faults(value: serde_json::Value) -> Faults {
     serde_json::from_value(value).expect("valid mock faults")
 }
 
+/// The provider key test policies read with `apiKey: {fromEnv: SWITCHYARD_TEST_KEY}`.
+pub const PROVIDER_KEY: &str = "sk-test-provider-key";
+
+/// Sets `SWITCHYARD_TEST_KEY` to [`PROVIDER_KEY`] once for the whole test process, not
+/// again by every test while others run.
+pub fn provider_key_env() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "test policies name the key by variable, as deployments do; set once, \
+                      always to the same value, under std's environment lock"
+        )]
+        std::env::set_var("SWITCHYARD_TEST_KEY", PROVIDER_KEY);
+    });
+}
+
 /// Two mocks and a sidecar with [`two_target_policy`].
 pub async fn pair(extra: &str) -> (MockServer, MockServer, Sidecar) {
-    std::env::set_var("SWITCHYARD_TEST_KEY", "sk-test-provider-key");
+    provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
     let sidecar = Sidecar::start(&two_target_policy(&primary, &secondary, extra)).await;

@@ -229,14 +229,21 @@ pub fn new_trace() -> ([u8; 16], [u8; 8], String) {
     (trace, parent, header)
 }
 
-/// A string or integer attribute of a span, as text.
+fn value<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()
+}
+
+/// A string attribute (a string array joined by commas). `None` for an attribute of any
+/// other type, so a number exported as text, or text as a number, fails the comparison.
 pub fn attr(attributes: &[KeyValue], key: &str) -> Option<String> {
-    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?;
-    match value.value.as_ref()? {
+    match value(attributes, key)? {
         Value::StringValue(s) => Some(s.clone()),
-        Value::IntValue(i) => Some(i.to_string()),
-        Value::DoubleValue(d) => Some(d.to_string()),
-        Value::BoolValue(b) => Some(b.to_string()),
         Value::ArrayValue(array) => Some(
             array
                 .values
@@ -249,5 +256,41 @@ pub fn attr(attributes: &[KeyValue], key: &str) -> Option<String> {
                 .join(","),
         ),
         _ => None,
+    }
+}
+
+/// An integer attribute, as OTLP's `intValue`; `None` when absent or of another type.
+pub fn int(attributes: &[KeyValue], key: &str) -> Option<i64> {
+    match value(attributes, key)? {
+        Value::IntValue(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// A floating-point attribute, as OTLP's `doubleValue`; `None` when absent or of another
+/// type.
+pub fn double(attributes: &[KeyValue], key: &str) -> Option<f64> {
+    match value(attributes, key)? {
+        Value::DoubleValue(d) => Some(*d),
+        _ => None,
+    }
+}
+
+/// The attributes `docs/observability.md` allows on a span; anything else (tracing's own `target`,
+/// `busy_ns`, `idle_ns`, `code.*`, `thread.*`, `level`) must not be exported.
+pub fn assert_only_convention_attributes(span: &Span) {
+    const NAMED: [&str; 4] = [
+        "server.address",
+        "server.port",
+        "http.response.status_code",
+        "error.type",
+    ];
+    for kv in &span.attributes {
+        let key = kv.key.as_str();
+        assert!(
+            key.starts_with("gen_ai.") || key.starts_with("switchyard.") || NAMED.contains(&key),
+            "span {:?} exports {key:?}, which docs/observability.md does not name",
+            span.name
+        );
     }
 }
