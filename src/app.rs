@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::exit::BadConfig;
+use crate::probe::{self, Prober};
 use crate::shared::Shared;
 use crate::source::{self, SourceTask};
 use crate::{admin, proxy, server};
@@ -119,6 +120,7 @@ pub struct Running {
     tasks: Vec<JoinHandle<bool>>,
     _source: Option<SourceTask>,
     _keys: SourceTask,
+    _prober: Prober,
 }
 
 impl Running {
@@ -163,6 +165,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         })?;
     let source = source.spawn();
     let keys = source::keys::spawn(Arc::clone(&shared), args.key_refresh_interval);
+    let prober = probe::spawn(Arc::clone(&shared));
     match shared.policy() {
         Some(policy) => {
             tracing::info!(%proxy_addr, %admin_addr, generation = policy.generation, "switchyard is serving");
@@ -208,6 +211,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         tasks: vec![proxy_task, admin_task],
         _source: source,
         _keys: keys,
+        _prober: prober,
     })
 }
 

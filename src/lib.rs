@@ -19,6 +19,7 @@ pub mod inject;
 pub mod metrics;
 pub mod mock;
 pub mod policy;
+pub mod probe;
 pub mod proxy;
 pub mod server;
 pub mod shared;

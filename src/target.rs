@@ -70,6 +70,12 @@ pub struct TargetState {
     pub key: TargetKey,
     health: Mutex<Health>,
     in_flight: AtomicU32,
+    /// When the state was made: the origin of `last_admitted_ms`.
+    created: Instant,
+    /// When an attempt (app or probe) was last admitted, in ms since `created`.
+    last_admitted_ms: AtomicU64,
+    /// A probe of this target is in flight (at most one at a time).
+    probing: AtomicBool,
     /// Exponentially weighted time to first byte, microseconds (0 = no data yet).
     ttfb_ewma_us: AtomicU64,
     auth_problem_logged: AtomicBool,
@@ -104,6 +110,9 @@ impl TargetState {
                 baseline: Baseline::default(),
             }),
             in_flight: AtomicU32::new(0),
+            created: now,
+            last_admitted_ms: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
             ttfb_ewma_us: AtomicU64::new(0),
             auth_problem_logged: AtomicBool::new(false),
             metrics: target_metrics,
@@ -139,6 +148,7 @@ impl TargetState {
             }
         };
         self.observe(transition.as_ref());
+        self.touch(now);
         let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if max_concurrency > 0 && previous >= max_concurrency {
             // Lost a race for the last slot: give everything back.
@@ -146,6 +156,67 @@ impl TargetState {
             self.health().breaker.release(permit);
             return Err((Skip::Shed, transition));
         }
+        Ok(Admission {
+            state: Arc::clone(self),
+            permit: Some(permit),
+        })
+    }
+
+    fn touch(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.created).as_millis() as u64;
+        self.last_admitted_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long since an attempt was last admitted (since creation if never).
+    pub fn idle_for(&self, now: Instant) -> Duration {
+        let since_created = now.saturating_duration_since(self.created);
+        since_created.saturating_sub(Duration::from_millis(
+            self.last_admitted_ms.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Claims the target's one probe slot; `false` when a probe is already in flight.
+    pub fn start_probe(&self) -> bool {
+        !self.probing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Frees the probe slot.
+    pub fn end_probe(&self) {
+        self.probing.store(false, Ordering::Release);
+    }
+
+    /// Probes a half-open round needs.
+    pub fn half_open_calls(&self) -> u32 {
+        self.health().breaker.config().half_open_calls.max(1)
+    }
+
+    /// Whether the breaker waits for a probe to make its half-open trial.
+    pub fn awaits_trial(&self, now: Instant) -> bool {
+        let health = self.health();
+        match health.breaker.state() {
+            State::Closed => false,
+            State::Open => health.breaker.available_at(now) <= now,
+            State::HalfOpen => true,
+        }
+    }
+
+    /// Admits a probe: as an app's call (not during a 429 cooldown: the provider asked for
+    /// rest), but it is the one caller that may make the half-open trial.
+    pub fn admit_probe(self: &Arc<Self>, now: Instant) -> Result<Admission, Skip> {
+        let (permit, transition) = {
+            let mut health = self.health();
+            if health.cooldown_until.is_some_and(|until| until > now) {
+                return Err(Skip::Cooldown);
+            }
+            let (result, transition) = health.breaker.try_acquire_probe(now);
+            match result {
+                Ok(permit) => (permit, transition),
+                Err(_) => return Err(Skip::BreakerOpen),
+            }
+        };
+        self.observe(transition.as_ref());
+        self.touch(now);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(Admission {
             state: Arc::clone(self),
             permit: Some(permit),

@@ -77,9 +77,24 @@ impl Breaker {
         }
     }
 
-    /// Ask to send a call. `Err` carries when to look again (also the basis of `Retry-After`).
-    /// Open turns half-open here, lazily, on the first ask after the open period.
+    /// Ask to send an app's call. `Err` carries when to look again (also the basis of
+    /// `Retry-After`). Open turns half-open here, lazily, on the first ask after the open
+    /// period, unless active probes make the trial: then an app's call waits for the
+    /// breaker to close.
     pub fn try_acquire(&mut self, now: Instant) -> (Result<Permit, Instant>, Option<Transition>) {
+        if self.config.active_probes && self.state != State::Closed {
+            let retry = self.available_at(now).max(later(now, HALF_OPEN_RETRY));
+            return (Err(retry), None);
+        }
+        self.try_acquire_probe(now)
+    }
+
+    /// Ask to send a probe: the same as an app's call without active probes; with them,
+    /// only probes turn an open breaker half-open and take its trial slots.
+    pub fn try_acquire_probe(
+        &mut self,
+        now: Instant,
+    ) -> (Result<Permit, Instant>, Option<Transition>) {
         let mut transition = None;
         if self.state == State::Open {
             if now < self.open_until {

@@ -47,6 +47,7 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
                 open_for: Duration::from_secs(open),
                 max_open_for: Duration::from_secs(open * u64::from(cap)),
                 half_open_calls: probes,
+                active_probes: false,
             },
         )
 }

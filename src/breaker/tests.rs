@@ -384,3 +384,32 @@ fn reconfigure_keeps_state() {
     assert_eq!(b.snapshot(until).calls, 0);
     assert_eq!(b.state(), State::Closed);
 }
+
+#[test]
+fn with_active_probes_only_a_probe_makes_the_half_open_trial() {
+    let start = Instant::now();
+    let config = BreakerConfig {
+        consecutive_failures: 1,
+        half_open_calls: 2,
+        active_probes: true,
+        ..BreakerConfig::default()
+    };
+    let mut b = Breaker::with_seed(config, start, 1);
+    let (permit, _) = b.try_acquire(start);
+    b.record(permit.unwrap(), CallOutcome::Failure { slow: false }, start);
+    assert_eq!(b.state(), State::Open);
+    let later = open_until(&b, start) + secs(1);
+    // An app's call after the open period does not become the trial...
+    let (refused, transition) = b.try_acquire(later);
+    assert!(refused.is_err() && transition.is_none());
+    assert_eq!(b.state(), State::Open);
+    // ... a probe does, and the app waits until the probes close the breaker.
+    let (probe, transition) = b.try_acquire_probe(later);
+    assert_eq!(transition.unwrap().to, State::HalfOpen);
+    assert!(b.try_acquire(later).0.is_err());
+    b.record(probe.unwrap(), CallOutcome::Success { slow: false }, later);
+    let (probe, _) = b.try_acquire_probe(later);
+    let closed = b.record(probe.unwrap(), CallOutcome::Success { slow: false }, later);
+    assert_eq!(closed.unwrap().to, State::Closed);
+    assert!(b.try_acquire(later).0.is_ok());
+}

@@ -29,6 +29,9 @@ pub struct BreakerConfig {
     pub max_open_for: Duration,
     /// Probes admitted per half-open round; all must succeed to close (0 is treated as 1).
     pub half_open_calls: u32,
+    /// Active probes make the half-open trial (`try_acquire_probe`), so no app call is the
+    /// first to meet a target that may still be sick.
+    pub active_probes: bool,
 }
 
 impl Default for BreakerConfig {
@@ -44,6 +47,7 @@ impl Default for BreakerConfig {
             open_for: Duration::from_secs(30),
             max_open_for: Duration::from_secs(300),
             half_open_calls: 3,
+            active_probes: false,
         }
     }
 }

@@ -108,6 +108,7 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     cost: Family<TargetLabels, CostCounter>,
     hedges: Family<RequestLabels, Counter>,
+    probes: Family<AttemptLabels, Counter>,
     baseline_ttft: Family<TargetLabels, SecondsGauge>,
     baseline_per_token: Family<TargetLabels, SecondsGauge>,
     /// Policy loads by result.
@@ -210,6 +211,12 @@ impl Metrics {
             "Hedged requests by outcome: won (the hedge answered), lost (the first attempt did), denied (budget or maxRatio)",
             hedges.clone(),
         );
+        let probes = Family::default();
+        r.register(
+            "switchyard_probes",
+            "Active probes by outcome (their tokens and cost count in the token and cost metrics)",
+            probes.clone(),
+        );
         let baseline_ttft = Family::default();
         r.register(
             "switchyard_baseline_ttft_seconds",
@@ -233,6 +240,7 @@ impl Metrics {
             tokens,
             cost,
             hedges,
+            probes,
             baseline_ttft,
             baseline_per_token,
             reloads,
@@ -296,6 +304,7 @@ impl Metrics {
             input_tokens: token("input"),
             output_tokens: token("output"),
             cost: self.cost.get_or_create(&labels).clone(),
+            probes: self.probes.clone(),
             baseline_ttft: (self.baseline_ttft.clone(), OnceLock::new()),
             baseline_per_token: (self.baseline_per_token.clone(), OnceLock::new()),
         }
@@ -419,6 +428,7 @@ pub struct TargetMetrics {
     pub output_tokens: Counter,
     /// USD spent.
     pub cost: CostCounter,
+    probes: Family<AttemptLabels, Counter>,
     /// The baseline gauges, each created when its estimate first exists.
     baseline_ttft: (Family<TargetLabels, SecondsGauge>, OnceLock<SecondsGauge>),
     baseline_per_token: (Family<TargetLabels, SecondsGauge>, OnceLock<SecondsGauge>),
@@ -436,6 +446,28 @@ pub enum HedgeOutcome {
 }
 
 impl TargetMetrics {
+    /// Counts a completed call's tokens and, with the target's prices (USD per million
+    /// input and output tokens), its cost.
+    pub fn usage(&self, input: u64, output: u64, per_mtok: Option<(f64, f64)>) {
+        self.input_tokens.inc_by(input);
+        self.output_tokens.inc_by(output);
+        if let Some((input_price, output_price)) = per_mtok {
+            self.cost
+                .inc_by((input as f64 * input_price + output as f64 * output_price) / 1e6);
+        }
+    }
+
+    /// Counts one active probe with its outcome label (probes are rare: no cached handle).
+    pub fn probe(&self, outcome: &str) {
+        self.probes
+            .get_or_create(&AttemptLabels {
+                provider: self.labels.provider.clone(),
+                model: self.labels.model.clone(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     /// Shows the target's baseline (seconds; `None` while it has too few samples).
     pub fn baseline(&self, ttft: Option<f64>, per_token: Option<f64>) {
         for ((family, gauge), value) in [

@@ -150,6 +150,9 @@ pub struct Target {
     pub weight: u32,
     /// Prices for `cost`, `balanced` and cost metrics.
     pub price: Option<PriceSpec>,
+    /// Active probe interval, when probed (never for a target without its own model:
+    /// there is no model to probe).
+    pub probe: Option<Duration>,
     /// Live state shared across reloads.
     pub state: Arc<TargetState>,
 }
@@ -158,6 +161,13 @@ impl Target {
     /// The model this target sends for a request of `requested`.
     pub fn model_for<'a>(&'a self, requested: &'a str) -> &'a str {
         self.model.as_deref().unwrap_or(requested)
+    }
+
+    /// Input and output prices in USD per million tokens, for the cost metric.
+    pub fn per_mtok(&self) -> Option<(f64, f64)> {
+        self.price
+            .as_ref()
+            .map(|p| (p.input_per_mtok, p.output_per_mtok))
     }
 
     /// `provider/model`, for failover labels and logs.
@@ -200,14 +210,22 @@ impl Policy {
                             base_url: provider.base_url.clone(),
                             model: t.model.clone().unwrap_or_else(|| "*".to_owned()),
                         };
-                        let config =
+                        let probe = t
+                            .probe
+                            .as_ref()
+                            .or(provider_spec_probe(&spec.providers, &t.provider))
+                            .and_then(|p| p.interval.parse().ok())
+                            .filter(|_| t.model.is_some());
+                        let mut config =
                             breaker_config(&spec.circuit_breaker, t.circuit_breaker.as_ref());
+                        config.active_probes = probe.is_some();
                         let state = ctx.registry.get_or_create(key, config, ctx.metrics, now);
                         Some(Target {
                             provider,
                             model: t.model.clone(),
                             weight: t.weight.unwrap_or(1),
                             price: t.price.clone(),
+                            probe,
                             state,
                         })
                     })
@@ -409,6 +427,13 @@ fn key_header(api: ApiKind, key: &str) -> Option<HeaderValue> {
     Some(value)
 }
 
+fn provider_spec_probe<'a>(
+    providers: &'a [crate::policy::spec::ProviderSpec],
+    name: &str,
+) -> Option<&'a crate::policy::spec::ProbeSpec> {
+    providers.iter().find(|p| p.name == name)?.probe.as_ref()
+}
+
 fn duration_or(value: Option<&DurationStr>, default: Duration) -> Duration {
     optional_duration(value).unwrap_or(default)
 }
@@ -460,5 +485,6 @@ fn breaker_config(defaults: &BreakerSpec, overrides: Option<&BreakerSpec>) -> Br
         open_for: pick_d(|b| b.open_for.as_ref(), base.open_for),
         max_open_for: pick_d(|b| b.max_open_for.as_ref(), base.max_open_for),
         half_open_calls: pick_u(|b| b.half_open_calls, base.half_open_calls),
+        active_probes: false,
     }
 }

@@ -104,6 +104,18 @@ pub struct ProviderSpec {
     /// Azure OpenAI only: the `api-version` query parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// Active probes of this provider's targets (off unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeSpec>,
+}
+
+/// Active probes: a minimal synthetic call makes the half-open trial of an open breaker
+/// and checks an idle target every `interval`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeSpec {
+    /// How often an idle target is checked (and an open one tried once its period ends).
+    pub interval: DurationStr,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -249,6 +261,9 @@ pub struct TargetSpec {
     /// Overrides of the policy's breaker defaults for this target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<BreakerSpec>,
+    /// Active probes for this target, overriding its provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeSpec>,
 }
 
 /// Token prices in USD per million tokens.

@@ -114,6 +114,9 @@ impl Validator {
             self.base_url(&at, &p.base_url);
             self.auth(&at, &p.auth);
             self.headers(&at, &p.headers);
+            if let Some(probe) = &p.probe {
+                self.duration(&format!("{at}.probe.interval"), Some(&probe.interval), true);
+            }
             self.duration(
                 &format!("{at}.timeouts.connect"),
                 p.timeouts.connect.as_ref(),
@@ -322,6 +325,9 @@ impl Validator {
                 &format!("{at}.price.outputPerMTok"),
                 Some(price.output_per_mtok),
             );
+        }
+        if let Some(probe) = &target.probe {
+            self.duration(&format!("{at}.probe.interval"), Some(&probe.interval), true);
         }
         if let Some(breaker) = &target.circuit_breaker {
             self.breaker(&format!("{at}.circuitBreaker"), breaker, Some(defaults));

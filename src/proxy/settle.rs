@@ -62,14 +62,7 @@ impl Settle {
             Ok(usage) => {
                 spans::usage(&self.span, usage, Some(self.first_byte));
                 metrics.attempt("success");
-                metrics.input_tokens.inc_by(usage.input);
-                metrics.output_tokens.inc_by(usage.output);
-                if let Some(price) = &target.price {
-                    let usd = (usage.input as f64 * price.input_per_mtok
-                        + usage.output as f64 * price.output_per_mtok)
-                        / 1e6;
-                    metrics.cost.inc_by(usd);
-                }
+                metrics.usage(usage.input, usage.output, target.per_mtok());
                 route.metrics.request("success");
             }
             Err(reason) => {

@@ -376,3 +376,104 @@ async fn the_sidecars_own_failures_say_do_not_retry_and_a_providers_4xx_does_not
     assert_eq!(reply.status, 400);
     assert_eq!(reply.header("x-should-retry"), "");
 }
+
+fn breaker_of<'a>(breakers: &'a serde_json::Value, provider: &str) -> &'a serde_json::Value {
+    breakers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["provider"] == provider)
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_not_an_app_call_is_the_half_open_trial() {
+    let extra = "circuitBreaker: {consecutiveFailures: 2, openFor: 5s, halfOpenCalls: 3}";
+    let route = "targets: [{provider: primary, model: gpt-4o, probe: {interval: 1h}}, {provider: secondary, model: gpt-4o-mini}]";
+    provider_key_env();
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    // The usual two targets, the primary probed.
+    let policy = policy(&primary, &secondary, "", extra).replace(
+        "targets: [{provider: primary, model: gpt-4o}, {provider: secondary, model: gpt-4o-mini}]",
+        route,
+    );
+    let sidecar = Sidecar::start(&policy).await;
+    primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    for _ in 0..2 {
+        assert_eq!(
+            chat_call(&sidecar).await.header("x-switchyard-provider"),
+            "secondary"
+        );
+    }
+    assert_eq!(
+        breaker_of(&sidecar.breakers().await, "primary")["state"],
+        "open"
+    );
+    primary.set_faults(Faults::default());
+    let before = primary.calls();
+    let start = Instant::now();
+    loop {
+        let reply = chat_call(&sidecar).await;
+        assert_eq!(reply.status, 200);
+        if reply.header("x-switchyard-provider") == "primary" {
+            break;
+        }
+        assert!(
+            start.elapsed() < secs(30),
+            "the probes never closed the breaker"
+        );
+        tokio::time::sleep(ms(250)).await;
+    }
+    // Between the open breaker and the first app call, the primary saw only the probes.
+    assert_eq!(primary.calls(), before + 3 + 1);
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"switchyard_probes_total{provider="primary",model="gpt-4o",outcome="success"} 3"#
+        ),
+        "{metrics}"
+    );
+    let probe = primary.stats().recent.into_iter().rev().nth(1).unwrap();
+    assert_eq!(
+        probe.headers["authorization"],
+        "Bearer sk-test-provider-key"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_broken_backup_is_found_by_its_probes_before_any_app_call() {
+    provider_key_env();
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    let text = policy(&primary, &secondary, "", "").replace(
+        "{provider: secondary, model: gpt-4o-mini}",
+        "{provider: secondary, model: gpt-4o-mini, probe: {interval: 10s}, price: {inputPerMTok: 1, outputPerMTok: 2}}",
+    );
+    let sidecar = Sidecar::start(&text).await;
+    tokio::time::sleep(secs(15)).await;
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"switchyard_probes_total{provider="secondary",model="gpt-4o-mini",outcome="success"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(
+            r#"switchyard_tokens_total{provider="secondary",model="gpt-4o-mini",kind="input"} 0"#
+        ),
+        "a probe's tokens count: {metrics}"
+    );
+    assert!(
+        metrics.contains(r#"switchyard_cost_usd_total{provider="secondary",model="gpt-4o-mini"}"#)
+    );
+    secondary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    // Five failed probes, ten seconds apart, open the idle backup's breaker.
+    tokio::time::sleep(secs(55)).await;
+    assert_eq!(
+        breaker_of(&sidecar.breakers().await, "secondary")["state"],
+        "open"
+    );
+    assert_eq!(primary.calls(), 0, "no app call was needed to find it");
+}

@@ -4,8 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::policy::spec::{
-    ApiKind, AuthSpec, BreakerSpec, DurationStr, KeySource, PriceSpec, ProviderSpec, RateLimitSpec,
-    RetryBudgetSpec, RouteSpec, Strategy as RouteStrategy, TargetSpec, TimeoutsSpec,
+    ApiKind, AuthSpec, BreakerSpec, DurationStr, KeySource, PriceSpec, ProbeSpec, ProviderSpec,
+    RateLimitSpec, RetryBudgetSpec, RouteSpec, Strategy as RouteStrategy, TargetSpec, TimeoutsSpec,
 };
 
 const POLICY: &str = r#"
@@ -364,6 +364,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 timeouts,
                 max_concurrency,
                 api_version: (api == ApiKind::AzureOpenai).then(|| "2024-10-21".to_owned()),
+                probe: None,
             },
         )
 }
@@ -386,14 +387,16 @@ fn target(names: Vec<String>) -> impl Strategy<Value = TargetSpec> {
         prop::option::of(1u32..100),
         prop::option::of(price),
         prop::option::of(breaker),
+        prop::option::of(duration(&["s", "m"], 60)),
     )
         .prop_map(
-            |(provider, model, weight, price, circuit_breaker)| TargetSpec {
+            |(provider, model, weight, price, circuit_breaker, probe)| TargetSpec {
                 provider,
                 model,
                 weight,
                 price,
                 circuit_breaker,
+                probe: probe.map(|interval| ProbeSpec { interval }),
             },
         )
 }

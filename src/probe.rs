@@ -1,0 +1,175 @@
+//! Active probes (`providers[].probe` / `targets[].probe`, DESIGN §4): a minimal synthetic
+//! call (one output token, no tools) in the target's own API.
+//!
+//! Two jobs: it is the half-open trial of an open breaker (so no app call is the first to
+//! meet a target that may still be sick; the breaker refuses app calls until the probes
+//! close it), and it checks an idle target every `interval`, so a quiet pod learns that its
+//! backup is broken before it needs it. Probes never teach the baseline (a one-token call
+//! says nothing about a real call's normal) and a provider's client error to a probe counts
+//! as alive: it answered, and a probe body it dislikes must not hold a breaker open.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::{BodyExt, Limited};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+
+use crate::classify::{classify_response, Outcome};
+use crate::policy::spec::ApiKind;
+use crate::policy::{Policy, Target};
+use crate::proxy::events::body_usage;
+use crate::proxy::upstream::{build_request, Operation};
+use crate::shared::Shared;
+
+/// How often the prober looks for due probes.
+const TICK: Duration = Duration::from_secs(1);
+/// A probe's own time limit when the target has neither a first-byte timeout nor a
+/// baseline to bound it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A probe answer larger than this is not what a one-token call returns.
+const MAX_PROBE_BODY: usize = 1 << 20;
+
+/// The running prober; dropping it stops it.
+pub struct Prober(JoinHandle<()>);
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the prober: every second it probes each probed target of the running policy
+/// whose breaker waits for a trial or that has been idle for its `interval`.
+pub fn spawn(shared: Arc<Shared>) -> Prober {
+    Prober(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Some(policy) = shared.policy() {
+                start_due(&policy);
+            }
+        }
+    }))
+}
+
+fn start_due(policy: &Arc<Policy>) {
+    let now = Instant::now();
+    for (r, route) in policy.routes.iter().enumerate() {
+        for (t, target) in route.targets.iter().enumerate() {
+            let Some(interval) = target.probe else {
+                continue;
+            };
+            let state = &target.state;
+            let due = state.awaits_trial(now) || state.idle_for(now) >= interval;
+            // One probe per target at a time, even when several routes share it.
+            if due && state.start_probe() {
+                tokio::spawn(probe(Arc::clone(policy), r, t));
+            }
+        }
+    }
+}
+
+/// Probes one target: once when it is idle, and again while its half-open trial needs
+/// more successful probes.
+async fn probe(policy: Arc<Policy>, route: usize, index: usize) {
+    let target = &policy.routes[route].targets[index];
+    let state = &target.state;
+    for _ in 0..=state.half_open_calls() {
+        let Ok(admission) = state.admit_probe(Instant::now()) else {
+            break;
+        };
+        let outcome = call(&policy, target).await;
+        let now = Instant::now();
+        let label = match outcome {
+            Outcome::Success => {
+                admission.finish(false, None, now);
+                "success"
+            }
+            Outcome::ClientError(status) => {
+                tracing::warn!(target = %target.label(), status = status.as_u16(), "probe answered with a client error: counted as alive");
+                admission.finish(false, None, now);
+                "client_error"
+            }
+            Outcome::Throttled { cooldown, .. } => {
+                state.cool_down(now + cooldown);
+                admission.release();
+                "rate_limited"
+            }
+            Outcome::Failure(reason) => {
+                tracing::info!(target = %target.label(), reason = reason.as_str(), "probe failed");
+                admission.finish(true, None, now);
+                reason.as_str()
+            }
+        };
+        state.metrics.probe(label);
+        if label != "success" && label != "client_error" || !state.awaits_trial(now) {
+            break;
+        }
+    }
+    state.end_probe();
+}
+
+/// Sends the synthetic call and classifies its answer.
+async fn call(policy: &Policy, target: &Target) -> Outcome {
+    let provider = &target.provider;
+    let model = target.model.as_deref().unwrap_or_default();
+    let (operation, body) = synthetic(provider.api, model);
+    let Ok(request) = build_request(provider, operation, model, &HeaderMap::new(), body) else {
+        return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
+    };
+    let limit = provider
+        .timeouts
+        .first_byte
+        .or_else(|| target.state.baseline().black_hole_after(false))
+        .unwrap_or(PROBE_TIMEOUT);
+    let exchange = async {
+        let response = provider.client.request(request).await?;
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, MAX_PROBE_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, hyper_util::client::legacy::Error>((parts, bytes))
+    };
+    match timeout(limit, exchange).await {
+        Err(_) => Outcome::Failure(crate::classify::FailReason::Stalled),
+        Ok(Err(err)) => Outcome::Failure(crate::proxy::upstream::connect_failure(&err)),
+        Ok(Ok((parts, bytes))) if parts.status.is_success() => {
+            let usage = body_usage(provider.api, &bytes);
+            target
+                .state
+                .metrics
+                .usage(usage.input, usage.output, target.per_mtok());
+            Outcome::Success
+        }
+        Ok(Ok((parts, bytes))) => classify_response(
+            parts.status,
+            &parts.headers,
+            &bytes,
+            policy.cooldowns,
+            SystemTime::now(),
+        ),
+    }
+}
+
+/// The smallest call each API answers: one user word, one output token.
+fn synthetic(api: ApiKind, model: &str) -> (Operation, Bytes) {
+    let messages = json!([{"role": "user", "content": "ping"}]);
+    let (operation, body) = match api {
+        ApiKind::Anthropic => (
+            Operation::Messages,
+            json!({"model": model, "max_tokens": 1, "messages": messages}),
+        ),
+        ApiKind::Openai | ApiKind::AzureOpenai => (
+            Operation::Chat,
+            json!({"model": model, "max_completion_tokens": 1, "messages": messages}),
+        ),
+    };
+    (operation, Bytes::from(body.to_string()))
+}
