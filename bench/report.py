@@ -129,7 +129,13 @@ def write(out, meta, results, commands):
         # Hand-written findings (profiles, load on the machine) kept across re-runs.
         lines += ["", open(analysis).read().rstrip()]
     lines += ["", "![latency against offered load](latency.png)", "", "## Exact commands", "", "```sh"] + commands + ["```", ""]
-    with open(os.path.join(out, "RESULTS.md"), "w") as f:
+    path = os.path.join(out, "RESULTS.md")
+    # Lanes run by their own scripts (bench/hedge.sh) keep their block across re-renders.
+    old = open(path).read() if os.path.exists(path) else ""
+    for start, end in [("<!-- hedge-lane:start -->", "<!-- hedge-lane:end -->")]:
+        if start in old and end in old:
+            lines += [start + old.split(start, 1)[1].split(end, 1)[0] + end, ""]
+    with open(path, "w") as f:
         f.write("\n".join(lines))
     plot(out, results, names)
 
