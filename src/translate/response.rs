@@ -213,6 +213,7 @@ mod tests {
         let choice = &out["choices"][0];
         assert_eq!(choice["finish_reason"], "tool_calls");
         assert_eq!(choice["message"]["content"], "Let me check.");
+        assert_eq!(choice["message"]["reasoning_content"], "hmm");
         let call = &choice["message"]["tool_calls"][0];
         assert_eq!(call["function"]["name"], "w");
         assert_eq!(call["id"], "toolu_1");
@@ -223,6 +224,26 @@ mod tests {
             out["usage"],
             json!({"prompt_tokens": 15, "completion_tokens": 5, "total_tokens": 20, "prompt_tokens_details": {"cached_tokens": 3}})
         );
+    }
+
+    #[test]
+    fn openai_compatible_reasoning_becomes_a_thinking_block_first() {
+        for field in ["reasoning_content", "reasoning"] {
+            let resp = json!({
+                "id": "c", "model": "deepseek-r1",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                    "role": "assistant", "content": "42", field: "Let me think."}}],
+            });
+            let out = openai_to_anthropic_response(&resp, "claude-x");
+            assert_eq!(
+                out["content"],
+                json!([
+                    {"type": "thinking", "thinking": "Let me think.", "signature": ""},
+                    {"type": "text", "text": "42"},
+                ]),
+                "{field}"
+            );
+        }
     }
 
     #[test]
