@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::proxy::egress::Egress;
 use crate::shared::Shared;
 use crate::source::{self, SourceTask};
 use crate::{admin, proxy, server};
@@ -51,6 +52,10 @@ pub struct RunArgs {
     /// read again, so a rotated key is used without a restart.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub key_refresh_interval: Duration,
+    /// Egress proxy rules for upstream calls, from `https_proxy` / `http_proxy` /
+    /// `no_proxy` (and upper-case forms) at start-up; tests inject their own.
+    #[arg(skip = Arc::new(Egress::from_env()))]
+    pub egress: Arc<Egress>,
 }
 
 impl RunArgs {
@@ -68,6 +73,7 @@ impl RunArgs {
             max_body_bytes: 32 << 20,
             request_read_timeout: Duration::from_secs(30),
             key_refresh_interval: Duration::from_secs(10),
+            egress: Arc::new(Egress::default()),
         }
     }
 }
@@ -124,7 +130,10 @@ impl Running {
 /// binds both listeners and starts serving. A Kubernetes source loads in the background:
 /// `/readyz` is 503 until its first good policy.
 pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
-    let shared = Arc::new(Shared::new(args.max_body_bytes, args.request_read_timeout));
+    let shared = Arc::new(
+        Shared::new(args.max_body_bytes, args.request_read_timeout)
+            .with_egress(Arc::clone(&args.egress)),
+    );
     let source = source::open(args, Arc::clone(&shared))
         .await
         .map_err(|e| StartError::Config(vec![e.to_string()]))?;

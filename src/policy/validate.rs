@@ -127,6 +127,9 @@ impl Validator {
                 true,
             );
             self.api_version(&at, p);
+            if let Some(tls) = &p.tls {
+                self.tls(&at, &p.base_url, tls);
+            }
         }
     }
 
@@ -472,6 +475,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+mod tls;
 
 #[cfg(test)]
 mod tests;

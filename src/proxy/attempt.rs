@@ -21,7 +21,8 @@ use crate::policy::{Policy, Route, Target};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
 use crate::proxy::stream::{emit, Committed, StreamBody};
-use crate::proxy::upstream::{build_request, connect_failure, Operation};
+use crate::proxy::tls;
+use crate::proxy::upstream::{build_request, connect_failure, Client, Operation};
 use crate::sse::Parser;
 use crate::target::Admission;
 use crate::telemetry::spans;
@@ -62,6 +63,8 @@ pub struct AttemptRequest<'a> {
     pub crossing: Crossing,
     /// The body to send.
     pub body: Bytes,
+    /// The provider's pooled client (a target without one is skipped before this).
+    pub client: &'a Client,
     /// Whether the app asked for a stream.
     pub stream: bool,
     /// When the request started.
@@ -178,20 +181,16 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
             )
         }
     };
-    let response = match timeout_at(
-        first_byte_deadline,
-        provider.client.request(upstream_request),
-    )
-    .await
+    let response = match timeout_at(first_byte_deadline, req.client.request(upstream_request)).await
     {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => {
+            target.state.connected();
+            response
+        }
         Ok(Err(err)) => {
-            return fail(
-                admission,
-                Outcome::Failure(connect_failure(&err)),
-                false,
-                started,
-            )
+            let reason = connect_failure(&err);
+            report_connect_failure(target, reason, &err, span);
+            return fail(admission, Outcome::Failure(reason), false, started);
         }
         Err(_) => {
             return fail(
@@ -348,6 +347,37 @@ async fn stream_until_commit(
         Instant::now() >= req.deadline,
         started,
     )
+}
+
+/// Says once per target (until it connects again) why it cannot be reached: a TLS
+/// problem or an unreachable proxy is a configuration fault an operator must see, but
+/// not once per request.
+fn report_connect_failure(
+    target: &Target,
+    reason: FailReason,
+    err: &hyper_util::client::legacy::Error,
+    span: &tracing::Span,
+) {
+    let detail = tls::chain(err);
+    spans::failure_detail(span, &detail);
+    if !target.state.first_connect_problem(reason) {
+        return;
+    }
+    match reason {
+        FailReason::Tls(cause) => tracing::error!(
+            target = %target.label(),
+            reason = reason.as_str(),
+            %cause,
+            error = %detail,
+            "TLS handshake with the provider failed (check providers[].tls and the base URL); fails over"
+        ),
+        _ => tracing::warn!(
+            target = %target.label(),
+            reason = reason.as_str(),
+            error = %detail,
+            "cannot connect to the provider; fails over"
+        ),
+    }
 }
 
 /// Records a failed attempt and reports it to the failover loop.

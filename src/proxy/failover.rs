@@ -20,7 +20,7 @@ use crate::proxy::attempt::{self, Attempt, AttemptRequest};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::inbound::InboundBody;
 use crate::proxy::plan;
-use crate::proxy::upstream::Operation;
+use crate::proxy::upstream::{Client, Operation};
 use crate::shared::Shared;
 use crate::target::Admission;
 use crate::telemetry::spans;
@@ -70,6 +70,14 @@ pub async fn serve(
     let mut candidates = Vec::with_capacity(order.len());
     for index in order {
         let target = &route.targets[index];
+        // A provider whose TLS files are unusable has no client: skipped (logged once,
+        // when the policy compiled), and never the last-chance target either.
+        let Ok(client) = &target.provider.client else {
+            let label = target.label();
+            tracing::debug!(route = %route.model, target = %label, reason = "config", "skipping target");
+            spans::skipped(&label, "config");
+            continue;
+        };
         // The cheap check first: the body (a copy, or a translation) is only built for a
         // target that is admitted, so an outage's open breakers cost no body work.
         let crossing = match run.crossing(index) {
@@ -98,7 +106,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let prepared = match run.prepare(index, crossing) {
+        let prepared = match run.prepare(index, crossing, client) {
             Ok(prepared) => prepared,
             Err(unsupported) => {
                 // Dropping the admission releases it without a verdict.
@@ -146,10 +154,11 @@ struct Run<'a> {
     last: Option<(usize, Outcome, bool)>,
 }
 
-/// A target's crossing and the body to send it.
+/// A target's crossing, the body to send it, and the client to send it with.
 struct Prepared {
     crossing: Crossing,
     body: bytes::Bytes,
+    client: Client,
 }
 
 impl Run<'_> {
@@ -186,7 +195,12 @@ impl Run<'_> {
     }
 
     /// The body for a target, or why this request cannot be sent to it.
-    fn prepare(&self, index: usize, crossing: Crossing) -> Result<Prepared, Unsupported> {
+    fn prepare(
+        &self,
+        index: usize,
+        crossing: Crossing,
+        client: &Client,
+    ) -> Result<Prepared, Unsupported> {
         let route = &self.policy.routes[self.route];
         let target = &route.targets[index];
         let model = target.model_for(&self.body.model);
@@ -196,7 +210,11 @@ impl Run<'_> {
             model,
             route.max_tokens,
         )?;
-        Ok(Prepared { crossing, body })
+        Ok(Prepared {
+            crossing,
+            body,
+            client: client.clone(),
+        })
     }
 
     /// Runs one attempt; `Some` when the app has its answer.
@@ -232,6 +250,7 @@ impl Run<'_> {
             requested_model: &self.body.model,
             crossing: prepared.crossing,
             body: prepared.body,
+            client: &prepared.client,
             stream: self.body.stream,
             started: self.started,
             deadline: self.deadline,
@@ -281,7 +300,8 @@ impl Run<'_> {
         // The soonest available target whose body can be built for this request.
         let soonest = by_availability.iter().find_map(|&(_, index)| {
             let crossing = self.crossing(index).ok()?;
-            self.prepare(index, crossing)
+            let client = route.targets[index].provider.client.as_ref().ok()?;
+            self.prepare(index, crossing, client)
                 .ok()
                 .map(|prepared| (index, prepared))
         });
@@ -330,7 +350,7 @@ impl Run<'_> {
                 "{} attempt(s); the last, {}, failed with {}",
                 self.attempts,
                 route.targets[*index].label(),
-                outcome.label()
+                outcome.describe()
             ),
             None => "no attempt could be made".to_owned(),
         }

@@ -4,11 +4,13 @@
 
 pub mod attempt;
 pub mod crossing;
+pub mod egress;
 pub mod events;
 pub mod failover;
 pub mod inbound;
 pub mod plan;
 pub mod stream;
+pub mod tls;
 pub mod upstream;
 
 use std::sync::Arc;
