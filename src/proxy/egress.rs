@@ -40,15 +40,14 @@ impl Egress {
                 .or_else(|| get(&lower.to_ascii_uppercase()))
                 .unwrap_or_default()
         };
-        let (https, http) = (first("https_proxy"), first("http_proxy"));
-        if https.trim().is_empty() && http.trim().is_empty() {
+        let (https, http, no) = (first("https_proxy"), first("http_proxy"), first("no_proxy"));
+        // `*` alone means no proxy for anything; hyper-util's matcher would apply it to
+        // host names only, not to IP addresses.
+        let nothing = no.split(',').any(|entry| entry.trim() == "*");
+        if nothing || (https.trim().is_empty() && http.trim().is_empty()) {
             return Egress::default();
         }
-        let matcher = Matcher::builder()
-            .https(https)
-            .http(http)
-            .no(first("no_proxy"))
-            .build();
+        let matcher = Matcher::builder().https(https).http(http).no(no).build();
         Egress {
             matcher: Some(matcher),
         }
@@ -287,6 +286,7 @@ mod tests {
         }
         let all = egress(&[("https_proxy", "http://p:3128"), ("no_proxy", "*")]);
         assert_eq!(proxied(&all, "https://anything/"), None);
+        assert_eq!(proxied(&all, "https://10.0.0.1/"), None);
     }
 
     #[test]

@@ -168,21 +168,14 @@ impl TlsCause {
         }
     }
 
-    /// Finds a rustls error in an error's chain (directly, or inside an `io::Error`).
+    /// Finds a rustls error in an error's chain, however deep inside `io::Error`s.
     pub fn find(error: &(dyn std::error::Error + 'static)) -> Option<TlsCause> {
         let mut cause = Some(error);
         while let Some(current) = cause {
             if let Some(tls) = current.downcast_ref::<rustls::Error>() {
                 return Some(TlsCause::of(tls));
             }
-            if let Some(tls) = current
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Some(TlsCause::of(tls));
-            }
-            cause = current.source();
+            cause = next(current);
         }
         None
     }
@@ -202,17 +195,31 @@ impl fmt::Display for TlsCause {
     }
 }
 
+/// The next error in a chain. `io::Error::source` skips the error it wraps (it returns
+/// that error's source), so a wrapped error is taken as the next link itself.
+pub fn next<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => Some(inner),
+        None => error.source(),
+    }
+}
+
 /// An error and its sources on one line, for a log that must say why.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
-    let mut cause = error.source();
+    let mut cause = next(error);
     while let Some(current) = cause {
         let text = current.to_string();
         if !out.ends_with(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
-        cause = current.source();
+        cause = next(current);
     }
     out
 }

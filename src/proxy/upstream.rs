@@ -282,7 +282,7 @@ pub fn connect_failure(err: &hyper_util::client::legacy::Error) -> FailReason {
     if let Some(cause) = TlsCause::find(err) {
         return FailReason::Tls(cause);
     }
-    let mut source = std::error::Error::source(err);
+    let mut source = tls::next(err);
     while let Some(cause) = source {
         if cause
             .downcast_ref::<std::io::Error>()
@@ -290,7 +290,7 @@ pub fn connect_failure(err: &hyper_util::client::legacy::Error) -> FailReason {
         {
             return FailReason::ConnectTimeout;
         }
-        source = cause.source();
+        source = tls::next(cause);
     }
     if err.is_connect() {
         FailReason::Connect
