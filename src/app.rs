@@ -48,8 +48,9 @@ pub struct RunArgs {
     /// holding a connection for ever.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_read_timeout: Duration,
-    /// How often provider keys kept in files (`apiKey.fromFile`, a mounted Secret) are
-    /// read again, so a rotated key is used without a restart.
+    /// How often provider keys and TLS files kept in files (`apiKey.fromFile`,
+    /// `tls.caFile` / `clientCert` / `clientKey`, mounted Secrets) are read again, so a
+    /// rotated key or certificate is used without a restart.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub key_refresh_interval: Duration,
     /// Egress proxy rules for upstream calls, from `https_proxy` / `http_proxy` /

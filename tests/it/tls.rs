@@ -267,3 +267,55 @@ async fn h2_upstream_serves_many_concurrent_streams_on_one_connection() {
         "every stream shares one h2 connection"
     );
 }
+
+#[tokio::test]
+async fn providers_with_different_client_certificates_never_share_a_connection() {
+    let ca = Ca::new("server CA");
+    let clients = Ca::new("client CA");
+    let leaf = ca.server(&["127.0.0.1"], false);
+    // HTTP/2 with keep-alive: one pool would carry both providers on one connection.
+    let config = Ca::server_config(&leaf, Some(&clients), true);
+    let mock = TlsMock::start(config, ms(0), true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let mut identities = Vec::new();
+    let mut providers = String::from("providers:\n");
+    for name in ["team-a", "team-b"] {
+        let client = clients.client(name, None);
+        let (cert, key) = (
+            dir.path().join(format!("{name}.crt")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&cert, &client.cert_pem).unwrap();
+        std::fs::write(&key, &client.key_pem).unwrap();
+        providers.push_str(&format!(
+            "  - name: {name}\n    api: openai\n    baseUrl: {}\n    auth: {{passthrough: true}}\n    {}\n",
+            mock.base_url(),
+            tls_line(Some(&ca_file), Some((&cert, &key)))
+        ));
+        identities.push(client.der);
+    }
+    let text = format!(
+        "{providers}routes:\n  - model: model-a\n    targets: [{{provider: team-a}}]\n  - model: model-b\n    targets: [{{provider: team-b}}]\n"
+    );
+    let sidecar = Sidecar::start(&text).await;
+    for model in ["model-a", "model-b", "model-a", "model-b"] {
+        assert_eq!(sidecar.chat(model).await.status, 200);
+    }
+    let certs: Vec<_> = mock
+        .seen()
+        .into_iter()
+        .map(|s| s.client_cert.unwrap())
+        .collect();
+    let expected = [0, 1, 0, 1].map(|i| identities[i].clone());
+    assert_eq!(
+        certs, expected,
+        "each provider presents its own certificate"
+    );
+    assert_eq!(
+        mock.connections(),
+        2,
+        "one h2 connection per client identity"
+    );
+}
