@@ -237,7 +237,10 @@ impl TargetState {
 
     /// The target answered: a later connect failure is news again.
     pub fn connected(&self) {
-        if self.has_connect_problem.swap(false, Ordering::AcqRel) {
+        // A load first: answered calls are the hot path and must not write a shared line.
+        if self.has_connect_problem.load(Ordering::Acquire)
+            && self.has_connect_problem.swap(false, Ordering::AcqRel)
+        {
             *self
                 .connect_problem
                 .lock()

@@ -21,8 +21,8 @@ use crate::policy::{Policy, Route, Target};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
 use crate::proxy::stream::{emit, Committed, StreamBody};
-use crate::proxy::tls;
-use crate::proxy::upstream::{build_request, connect_failure, Client, Operation};
+use crate::proxy::unreachable;
+use crate::proxy::upstream::{build_request, Client, Operation};
 use crate::sse::Parser;
 use crate::target::Admission;
 use crate::telemetry::spans;
@@ -188,8 +188,8 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
             response
         }
         Ok(Err(err)) => {
-            let reason = connect_failure(&err);
-            report_connect_failure(target, reason, &err, span);
+            let reason = unreachable::classify(&err);
+            unreachable::report(target, reason, &err, span);
             return fail(admission, Outcome::Failure(reason), false, started);
         }
         Err(_) => {
@@ -347,37 +347,6 @@ async fn stream_until_commit(
         Instant::now() >= req.deadline,
         started,
     )
-}
-
-/// Says once per target (until it connects again) why it cannot be reached: a TLS
-/// problem or an unreachable proxy is a configuration fault an operator must see, but
-/// not once per request.
-fn report_connect_failure(
-    target: &Target,
-    reason: FailReason,
-    err: &hyper_util::client::legacy::Error,
-    span: &tracing::Span,
-) {
-    let detail = tls::chain(err);
-    spans::failure_detail(span, &detail);
-    if !target.state.first_connect_problem(reason) {
-        return;
-    }
-    match reason {
-        FailReason::Tls(cause) => tracing::error!(
-            target = %target.label(),
-            reason = reason.as_str(),
-            %cause,
-            error = %detail,
-            "TLS handshake with the provider failed (check providers[].tls and the base URL); fails over"
-        ),
-        _ => tracing::warn!(
-            target = %target.label(),
-            reason = reason.as_str(),
-            error = %detail,
-            "cannot connect to the provider; fails over"
-        ),
-    }
 }
 
 /// Records a failed attempt and reports it to the failover loop.

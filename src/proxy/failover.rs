@@ -155,10 +155,10 @@ struct Run<'a> {
 }
 
 /// A target's crossing, the body to send it, and the client to send it with.
-struct Prepared {
+struct Prepared<'p> {
     crossing: Crossing,
     body: bytes::Bytes,
-    client: Client,
+    client: &'p Client,
 }
 
 impl Run<'_> {
@@ -195,12 +195,12 @@ impl Run<'_> {
     }
 
     /// The body for a target, or why this request cannot be sent to it.
-    fn prepare(
+    fn prepare<'p>(
         &self,
         index: usize,
         crossing: Crossing,
-        client: &Client,
-    ) -> Result<Prepared, Unsupported> {
+        client: &'p Client,
+    ) -> Result<Prepared<'p>, Unsupported> {
         let route = &self.policy.routes[self.route];
         let target = &route.targets[index];
         let model = target.model_for(&self.body.model);
@@ -213,7 +213,7 @@ impl Run<'_> {
         Ok(Prepared {
             crossing,
             body,
-            client: client.clone(),
+            client,
         })
     }
 
@@ -222,7 +222,7 @@ impl Run<'_> {
         &mut self,
         index: usize,
         admission: Admission,
-        prepared: Prepared,
+        prepared: Prepared<'_>,
     ) -> Option<Response<Body>> {
         let route = &self.policy.routes[self.route];
         let target = &route.targets[index];
@@ -250,7 +250,7 @@ impl Run<'_> {
             requested_model: &self.body.model,
             crossing: prepared.crossing,
             body: prepared.body,
-            client: &prepared.client,
+            client: prepared.client,
             stream: self.body.stream,
             started: self.started,
             deadline: self.deadline,

@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod plan;
 pub mod stream;
 pub mod tls;
+pub mod unreachable;
 pub mod upstream;
 
 use std::sync::Arc;

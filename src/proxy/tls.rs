@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 use crate::policy::spec::TlsSpec;
+use crate::proxy::unreachable;
 
 /// What a provider's TLS files held when they were read: compared with a fresh read to
 /// notice a rotated Secret, and the identity its connection pool is keyed by.
@@ -175,7 +176,7 @@ impl TlsCause {
             if let Some(tls) = current.downcast_ref::<rustls::Error>() {
                 return Some(TlsCause::of(tls));
             }
-            cause = next(current);
+            cause = unreachable::next(current);
         }
         None
     }
@@ -193,35 +194,6 @@ impl fmt::Display for TlsCause {
             TlsCause::Handshake => f.write_str("handshake failed"),
         }
     }
-}
-
-/// The next error in a chain. `io::Error::source` skips the error it wraps (it returns
-/// that error's source), so a wrapped error is taken as the next link itself.
-pub fn next<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    match error
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-    {
-        Some(inner) => Some(inner),
-        None => error.source(),
-    }
-}
-
-/// An error and its sources on one line, for a log that must say why.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut cause = next(error);
-    while let Some(current) = cause {
-        let text = current.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = next(current);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -16,11 +16,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client as HyperClient, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::classify::FailReason;
 use crate::policy::spec::{ApiKind, TlsSpec};
 use crate::policy::Provider;
 use crate::proxy::egress::{Egress, EgressConnector};
-use crate::proxy::tls::{self, TlsCause, TlsFileError, TlsMaterial};
+use crate::proxy::tls::{self, TlsFileError, TlsMaterial};
 
 /// A pooled HTTP client; cloning shares the pool.
 #[derive(Clone, Debug)]
@@ -274,28 +273,6 @@ fn openai_suffix(operation: Operation) -> &'static str {
     match operation {
         Operation::Embeddings => "embeddings",
         Operation::Chat | Operation::Messages => "chat/completions",
-    }
-}
-
-/// Classifies a client error from hyper-util.
-pub fn connect_failure(err: &hyper_util::client::legacy::Error) -> FailReason {
-    if let Some(cause) = TlsCause::find(err) {
-        return FailReason::Tls(cause);
-    }
-    let mut source = tls::next(err);
-    while let Some(cause) = source {
-        if cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return FailReason::ConnectTimeout;
-        }
-        source = tls::next(cause);
-    }
-    if err.is_connect() {
-        FailReason::Connect
-    } else {
-        FailReason::Cut
     }
 }
 

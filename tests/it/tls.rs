@@ -266,6 +266,7 @@ async fn h2_upstream_serves_many_concurrent_streams_on_one_connection() {
         1,
         "every stream shares one h2 connection"
     );
+    assert_eq!(mock.connections_used(), 1);
 }
 
 #[tokio::test]

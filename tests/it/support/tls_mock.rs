@@ -129,6 +129,8 @@ pub struct Seen {
 #[derive(Default)]
 struct Counters {
     connections: AtomicUsize,
+    /// Connections that carried at least one request.
+    used: AtomicUsize,
     handshakes_failed: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -185,6 +187,11 @@ impl TlsMock {
         self.counters.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections that carried at least one request.
+    pub fn connections_used(&self) -> usize {
+        self.counters.used.load(Ordering::SeqCst)
+    }
+
     pub fn handshakes_failed(&self) -> usize {
         self.counters.handshakes_failed.load(Ordering::SeqCst)
     }
@@ -223,9 +230,13 @@ async fn serve(
         .1
         .peer_certificates()
         .and_then(|certs| certs.first().cloned());
+    let first = Arc::new(std::sync::Once::new());
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let counters = Arc::clone(&counters);
         let client_cert = client_cert.clone();
+        first.call_once(|| {
+            counters.used.fetch_add(1, Ordering::SeqCst);
+        });
         async move {
             let now = counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             counters.max_in_flight.fetch_max(now, Ordering::SeqCst);
