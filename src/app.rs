@@ -131,6 +131,9 @@ impl Running {
 /// binds both listeners and starts serving. A Kubernetes source loads in the background:
 /// `/readyz` is 503 until its first good policy.
 pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
+    if !args.egress.problems().is_empty() {
+        return Err(StartError::Config(args.egress.problems().to_vec()));
+    }
     let shared = Arc::new(
         Shared::new(args.max_body_bytes, args.request_read_timeout)
             .with_egress(Arc::clone(&args.egress)),

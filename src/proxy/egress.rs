@@ -25,6 +25,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Default)]
 pub struct Egress {
     matcher: Option<Matcher>,
+    problems: Vec<String>,
 }
 
 impl Egress {
@@ -41,6 +42,17 @@ impl Egress {
                 .unwrap_or_default()
         };
         let (https, http, no) = (first("https_proxy"), first("http_proxy"), first("no_proxy"));
+        let problems: Vec<String> = [("https_proxy", &https), ("http_proxy", &http)]
+            .into_iter()
+            .filter_map(|(name, value)| unusable(name, value))
+            .collect();
+        if !problems.is_empty() {
+            // Never a silent fallback to going direct: start-up refuses instead.
+            return Egress {
+                matcher: None,
+                problems,
+            };
+        }
         // `*` alone means no proxy for anything; hyper-util's matcher would apply it to
         // host names only, not to IP addresses.
         let nothing = no.split(',').any(|entry| entry.trim() == "*");
@@ -50,7 +62,15 @@ impl Egress {
         let matcher = Matcher::builder().https(https).http(http).no(no).build();
         Egress {
             matcher: Some(matcher),
+            problems: Vec::new(),
         }
+    }
+
+    /// Proxy variables that are set but unusable (start-up fails on them rather than
+    /// going around the proxy they meant). The values are not echoed: they may hold
+    /// credentials.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// The proxy for a destination, if the rules send it through one.
@@ -73,6 +93,23 @@ impl fmt::Debug for Egress {
             .field("proxied", &self.matcher.is_some())
             .finish()
     }
+}
+
+/// Why a proxy variable's value cannot be used, if it cannot: it must be an `http://`
+/// URL (or a bare `host:port`) with a host.
+fn unusable(name: &str, value: &str) -> Option<String> {
+    if value.trim().is_empty() {
+        return None;
+    }
+    let ok = value.trim().parse::<Uri>().ok().is_some_and(|uri| {
+        let scheme_ok = matches!(uri.scheme_str(), None | Some("http"));
+        scheme_ok && uri.host().is_some_and(|h| !h.is_empty())
+    });
+    (!ok).then(|| {
+        format!(
+            "{name} (or its upper-case form) is not an http://[user:password@]host:port proxy URL"
+        )
+    })
 }
 
 fn is_http(uri: &Uri) -> bool {
@@ -102,8 +139,6 @@ impl EgressConnector {
 /// Why a proxied connection could not be set up.
 #[derive(Debug, thiserror::Error)]
 enum EgressError {
-    #[error("egress proxy {proxy}: only http:// proxy URLs are supported")]
-    Scheme { proxy: String },
     #[error("egress proxy {proxy}: {source}")]
     Proxy {
         proxy: String,
@@ -133,9 +168,6 @@ impl tower_service::Service<Uri> for EgressConnector {
         // Uri's Display never has user info: Intercept keeps credentials apart.
         let proxy = intercept.uri().clone();
         let name = proxy.to_string();
-        if proxy.scheme_str() != Some("http") {
-            return Box::pin(async move { Err(EgressError::Scheme { proxy: name }.into()) });
-        }
         let failed = move |source: BoxError| -> BoxError {
             EgressError::Proxy {
                 proxy: name.clone(),
@@ -287,6 +319,15 @@ mod tests {
         let all = egress(&[("https_proxy", "http://p:3128"), ("no_proxy", "*")]);
         assert_eq!(proxied(&all, "https://anything/"), None);
         assert_eq!(proxied(&all, "https://10.0.0.1/"), None);
+    }
+
+    #[test]
+    fn unusable_proxy_urls_are_problems_not_a_way_around() {
+        let e = egress(&[("https_proxy", "socks5://u:pw@p:1080")]);
+        assert_eq!(e.problems().len(), 1);
+        assert!(!e.problems()[0].contains("pw"));
+        assert!(egress(&[("http_proxy", "http://")]).problems().len() == 1);
+        assert!(egress(&[("http_proxy", "p:3128")]).problems().is_empty());
     }
 
     #[test]
