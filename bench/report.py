@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import tls_lane  # noqa: E402
+
 ORDER = ["direct", "tcp-forwarder", "switchyard", "envoy", "litellm"]
 
 
@@ -124,6 +126,8 @@ def write(out, meta, results, commands):
             lines += ["", f"Soak: {so['seconds']} s at 8 connections, {so['requests']:,} requests; RSS {so['rss_start_kib'] / 1024:.1f} → "
                       f"{so['rss_end_kib'] / 1024:.1f} MiB; growth after warm-up {so['growth_kib_per_min']:+.1f} KiB/min (least squares)."]
     lines += ["", "## Targets (issue 7)", ""] + targets(results)
+    if "tls-h2" in results:
+        lines += [""] + tls_lane.section(results["tls-h2"])
     analysis = os.path.join(out, "ANALYSIS.md")
     if os.path.exists(analysis):
         # Hand-written findings (profiles, load on the machine) kept across re-runs.

@@ -14,6 +14,7 @@ import time
 import contenders
 import measure
 import report
+import tls_lane
 from procs import Child, Pinning, free_port, rss_kib, wait_ready
 
 PROFILES = {
@@ -71,7 +72,7 @@ def main():
     parser.add_argument("--envoy", required=True)
     parser.add_argument("--litellm", required=True)
     parser.add_argument("--out", default="bench")
-    parser.add_argument("--only", default="direct,tcp-forwarder,switchyard,envoy,litellm")
+    parser.add_argument("--only", default="direct,tcp-forwarder,switchyard,envoy,litellm,tls-h2")
     parser.add_argument("--same-core", action="store_true",
                         help="pin the proxy to the load generator's core instead of the other one")
     args = parser.parse_args()
@@ -127,6 +128,8 @@ def main():
             results["switchyard"]["startups_s"] = startup_times(args.binary, mocks, pin, log_dir, prof["startups"])
     finally:
         mocks.stop()
+    if "tls-h2" in only:
+        results["tls-h2"] = tls_lane.run(args, pin, prof, log_dir, meta)
     meta["loadavg_end"] = open("/proc/loadavg").read().strip()
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     with open(os.path.join(args.out, "results.json"), "w") as f:

@@ -10,6 +10,7 @@
 #   bench/run.sh           full run (long sweeps, 10-minute soak; ~25 minutes)
 #   bench/run.sh --quick   short run (no long soak; under ~5 minutes)
 #   bench/run.sh --quick --only direct,switchyard   a subset of contenders
+#   bench/run.sh --quick --only tls-h2 --out /tmp/tls   the TLS + HTTP/2 lane alone (issue 18)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::exit::BadConfig;
 use crate::probe::{self, Prober};
+use crate::proxy::egress::Egress;
 use crate::shared::Shared;
 use crate::source::{self, SourceTask};
 use crate::{admin, proxy, server};
@@ -49,10 +50,15 @@ pub struct RunArgs {
     /// holding a connection for ever.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_read_timeout: Duration,
-    /// How often provider keys kept in files (`apiKey.fromFile`, a mounted Secret) are
-    /// read again, so a rotated key is used without a restart.
+    /// How often provider keys and TLS files kept in files (`apiKey.fromFile`,
+    /// `tls.caFile` / `clientCert` / `clientKey`, mounted Secrets) are read again, so a
+    /// rotated key or certificate is used without a restart.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub key_refresh_interval: Duration,
+    /// Egress proxy rules for upstream calls, from `https_proxy` / `http_proxy` /
+    /// `no_proxy` (and upper-case forms) at start-up; tests inject their own.
+    #[arg(skip = Arc::new(Egress::from_env()))]
+    pub egress: Arc<Egress>,
 }
 
 impl RunArgs {
@@ -70,6 +76,7 @@ impl RunArgs {
             max_body_bytes: 32 << 20,
             request_read_timeout: Duration::from_secs(30),
             key_refresh_interval: Duration::from_secs(10),
+            egress: Arc::new(Egress::default()),
         }
     }
 
@@ -145,7 +152,13 @@ impl Running {
 /// binds both listeners and starts serving. A Kubernetes source loads in the background:
 /// `/readyz` is 503 until its first good policy.
 pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
-    let shared = Arc::new(Shared::new(args.max_body_bytes, args.request_read_timeout));
+    if !args.egress.problems().is_empty() {
+        return Err(StartError::Config(args.egress.problems().to_vec()));
+    }
+    let shared = Arc::new(
+        Shared::new(args.max_body_bytes, args.request_read_timeout)
+            .with_egress(Arc::clone(&args.egress)),
+    );
     let source = source::open(&args.source(), Arc::clone(&shared))
         .await
         .map_err(|e| StartError::Config(vec![e.to_string()]))?;

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
+use crate::proxy::tls::TlsCause;
+
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -41,6 +43,15 @@ impl Outcome {
             Outcome::ClientError(_) => "client_error",
         }
     }
+
+    /// The label with its cause where there is one (`tls_error (unknown CA)`), for
+    /// messages and span status descriptions.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Failure(FailReason::Tls(cause)) => format!("{} ({cause})", self.label()),
+            _ => self.label().to_owned(),
+        }
+    }
 }
 
 /// Why an attempt failed over.
@@ -48,8 +59,8 @@ impl Outcome {
 pub enum FailReason {
     /// TCP connect refused or reset.
     Connect,
-    /// TLS handshake failed.
-    Tls,
+    /// TLS handshake failed, and why.
+    Tls(TlsCause),
     /// Connect took longer than `timeouts.connect`.
     ConnectTimeout,
     /// No response headers (or, for a stream, no content) within `timeouts.firstByte`.
@@ -75,7 +86,7 @@ impl FailReason {
     pub fn as_str(self) -> &'static str {
         match self {
             FailReason::Connect => "connect_error",
-            FailReason::Tls => "tls_error",
+            FailReason::Tls(_) => "tls_error",
             FailReason::ConnectTimeout => "connect_timeout",
             FailReason::FirstByteTimeout => "first_byte_timeout",
             FailReason::IdleTimeout => "idle_timeout",

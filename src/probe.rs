@@ -119,7 +119,11 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
     let provider = &target.provider;
     let model = target.model.as_deref().unwrap_or_default();
     let (operation, body) = synthetic(provider.api, model);
-    let Ok(request) = build_request(provider, operation, model, &HeaderMap::new(), body) else {
+    let (Ok(client), Ok(request)) = (
+        &provider.client,
+        build_request(provider, operation, model, &HeaderMap::new(), body),
+    ) else {
+        // No client: unusable TLS files, already logged when the policy compiled.
         return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
     };
     let limit = provider
@@ -128,7 +132,7 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
         .or_else(|| target.state.baseline().black_hole_after(false))
         .unwrap_or(PROBE_TIMEOUT);
     let exchange = async {
-        let response = provider.client.request(request).await?;
+        let response = client.request(request).await?;
         let (parts, body) = response.into_parts();
         let bytes = Limited::new(body, MAX_PROBE_BODY)
             .collect()
@@ -139,7 +143,7 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
     };
     match timeout(limit, exchange).await {
         Err(_) => Outcome::Failure(crate::classify::FailReason::Stalled),
-        Ok(Err(err)) => Outcome::Failure(crate::proxy::upstream::connect_failure(&err)),
+        Ok(Err(err)) => Outcome::Failure(crate::proxy::unreachable::classify(&err)),
         Ok(Ok((parts, bytes))) if parts.status.is_success() => {
             let usage = body_usage(provider.api, &bytes);
             target

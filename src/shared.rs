@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::policy::spec::PolicySpec;
 use crate::policy::{CompileContext, Policy};
+use crate::proxy::egress::Egress;
 use crate::proxy::upstream::Upstreams;
 use crate::target::Registry;
 
@@ -43,6 +44,12 @@ impl Shared {
             body_read_timeout,
             installing: Mutex::new(()),
         }
+    }
+
+    /// The same state with upstream pools that follow these egress proxy rules.
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.upstreams = Upstreams::new(egress);
+        self
     }
 
     /// The running policy, if one has loaded. Each request takes one snapshot.

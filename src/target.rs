@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::breaker::{
     Baseline, Breaker, BreakerConfig, CallOutcome, Permit, Snapshot, State, Timing, Transition,
 };
+use crate::classify::FailReason;
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::telemetry::spans;
 
@@ -79,6 +80,10 @@ pub struct TargetState {
     /// Exponentially weighted time to first byte, microseconds (0 = no data yet).
     ttfb_ewma_us: AtomicU64,
     auth_problem_logged: AtomicBool,
+    /// The connect failure last logged, cleared when the target answers again.
+    connect_problem: Mutex<Option<FailReason>>,
+    /// Whether `connect_problem` is set: the answering path checks this, not the lock.
+    has_connect_problem: AtomicBool,
     /// Metric handles.
     pub metrics: TargetMetrics,
 }
@@ -115,6 +120,8 @@ impl TargetState {
             probing: AtomicBool::new(false),
             ttfb_ewma_us: AtomicU64::new(0),
             auth_problem_logged: AtomicBool::new(false),
+            connect_problem: Mutex::new(None),
+            has_connect_problem: AtomicBool::new(false),
             metrics: target_metrics,
         }
     }
@@ -298,6 +305,30 @@ impl TargetState {
     /// Whether this is the first 401/403 seen for this target (logged once).
     pub fn first_auth_problem(&self) -> bool {
         !self.auth_problem_logged.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether this connect failure differs from the one last logged for this target
+    /// (so a TLS or proxy problem is logged once, not per request).
+    pub fn first_connect_problem(&self, reason: FailReason) -> bool {
+        let mut last = self
+            .connect_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.has_connect_problem.store(true, Ordering::Release);
+        last.replace(reason) != Some(reason)
+    }
+
+    /// The target answered: a later connect failure is news again.
+    pub fn connected(&self) {
+        // A load first: answered calls are the hot path and must not write a shared line.
+        if self.has_connect_problem.load(Ordering::Acquire)
+            && self.has_connect_problem.swap(false, Ordering::AcqRel)
+        {
+            *self
+                .connect_problem
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
 
     fn record_ttfb(&self, ttfb: Duration) {

@@ -592,7 +592,7 @@ mod tests {
     fn every_outcome() -> Vec<Outcome> {
         let mut reasons = vec![
             FailReason::Connect,
-            FailReason::Tls,
+            FailReason::Tls(crate::proxy::tls::TlsCause::UnknownCa),
             FailReason::ConnectTimeout,
             FailReason::FirstByteTimeout,
             FailReason::IdleTimeout,
@@ -606,7 +606,7 @@ mod tests {
         for reason in &reasons {
             match reason {
                 FailReason::Connect
-                | FailReason::Tls
+                | FailReason::Tls(_)
                 | FailReason::ConnectTimeout
                 | FailReason::FirstByteTimeout
                 | FailReason::IdleTimeout

@@ -18,8 +18,11 @@ mod stats;
 mod tests;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use tokio_rustls::TlsAcceptor;
 
 use crate::exit::BadConfig;
 
@@ -40,6 +43,24 @@ pub struct Args {
     /// Faults to inject from the start (changeable later through `POST /_mock/faults`).
     #[command(flatten)]
     pub faults: Faults,
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with this PEM certificate chain.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The TLS acceptor for `--tls-cert` / `--tls-key`, offering h2 then http/1.1.
+fn tls_acceptor(cert: PathBuf, key: PathBuf) -> anyhow::Result<TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let resolver = crate::inject::tls::ReloadingCert::new(cert, key, Arc::clone(&provider))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Serves the mock until ctrl-c or SIGTERM. A blackholed call does not hold up the exit:
@@ -49,7 +70,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .validate()
         .map_err(BadConfig::new)
         .context("invalid fault flags")?;
-    let server = MockServer::start_on(args.listen, &args.name, args.faults)
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let server = MockServer::start_serving(args.listen, &args.name, args.faults, tls)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %server.addr(), name = %args.name, "mock provider listening");

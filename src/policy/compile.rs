@@ -16,6 +16,7 @@ use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::spec::{
     ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
 };
+use crate::proxy::tls::{TlsFileError, TlsMaterial};
 use crate::proxy::upstream::{Client, Upstreams};
 use crate::target::{Registry, TargetKey, TargetState};
 
@@ -60,8 +61,11 @@ pub struct Provider {
     pub max_concurrency: u32,
     /// Azure `api-version`.
     pub api_version: Option<String>,
-    /// The pooled client for this provider's connect timeout.
-    pub client: Client,
+    /// The pooled client for this provider's connect timeout and TLS identity, or why
+    /// its TLS files give none (the target is then skipped as `config`).
+    pub client: Result<Client, TlsFileError>,
+    /// What the `tls` files held at compile time, to notice a rotation.
+    pub tls: Option<TlsMaterial>,
 }
 
 /// Per-attempt time limits. Only `connect` has a default: a healthy model may think for
@@ -302,9 +306,24 @@ impl Policy {
         out
     }
 
-    /// Providers whose `apiKey.fromFile` now reads differently from the key compiled in:
-    /// a rotated Secret. Reads a few small files; call it off the request path.
+    /// Providers whose `apiKey.fromFile` or `tls` files now read differently from what
+    /// was compiled in: a rotated Secret. Reads a few small files; call it off the
+    /// request path.
     pub fn stale_key_files(&self) -> Vec<String> {
+        let mut stale = self.stale_api_keys();
+        for spec in &self.spec.providers {
+            let (Some(tls), Some(provider)) = (&spec.tls, self.provider(&spec.name)) else {
+                continue;
+            };
+            if provider.tls.as_ref() != Some(&TlsMaterial::read(tls)) && !stale.contains(&spec.name)
+            {
+                stale.push(spec.name.clone());
+            }
+        }
+        stale
+    }
+
+    fn stale_api_keys(&self) -> Vec<String> {
         self.spec
             .providers
             .iter()
@@ -367,6 +386,12 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
             ))
         })
         .collect();
+    let tls = spec.tls.as_ref().map(TlsMaterial::read);
+    let identity = spec.tls.as_ref().zip(tls.as_ref());
+    let client = upstreams.client(timeouts.connect, identity);
+    if let Err(error) = &client {
+        tracing::error!(provider = %spec.name, %error, "TLS files unusable: this provider's targets are skipped (reason config) until they are fixed");
+    }
     let server_address = spec
         .base_url
         .parse::<http::Uri>()
@@ -383,7 +408,8 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
         timeouts,
         max_concurrency: spec.max_concurrency,
         api_version: spec.api_version.clone(),
-        client: upstreams.client(timeouts.connect),
+        client,
+        tls,
     }
 }
 

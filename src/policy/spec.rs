@@ -104,6 +104,9 @@ pub struct ProviderSpec {
     /// Azure OpenAI only: the `api-version` query parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// https only: extra trust roots and a client certificate, for internal model servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
     /// Active probes of this provider's targets (off unless set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeSpec>,
@@ -116,6 +119,22 @@ pub struct ProviderSpec {
 pub struct ProbeSpec {
     /// How often an idle target is checked (and an open one tried once its period ends).
     pub interval: DurationStr,
+}
+
+/// Files (mounted Secrets) that extend how the sidecar trusts and identifies itself to
+/// one provider; verification itself can never be turned off.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// PEM certificates trusted on top of the built-in web roots (an internal CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// PEM certificate chain presented for mTLS; needs `clientKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// PEM private key of `clientCert` (PKCS#8, PKCS#1 or SEC1, as cert-manager writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

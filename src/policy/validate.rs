@@ -130,6 +130,9 @@ impl Validator {
                 true,
             );
             self.api_version(&at, p);
+            if let Some(tls) = &p.tls {
+                self.tls(&at, &p.base_url, tls);
+            }
         }
     }
 
@@ -489,6 +492,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,8 @@ use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
 use crate::proxy::settle::Settle;
 use crate::proxy::stream::{emit, Committed, StreamBody};
-use crate::proxy::upstream::{build_request, connect_failure, Operation};
+use crate::proxy::unreachable;
+use crate::proxy::upstream::{build_request, Client, Operation};
 use crate::proxy::watch::Watch;
 use crate::sse::Parser;
 use crate::target::Admission;
@@ -70,6 +71,8 @@ pub struct AttemptRequest<'a> {
     pub crossing: Crossing,
     /// The body to send.
     pub body: Bytes,
+    /// The provider's pooled client (a target without one is skipped before this).
+    pub client: &'a Client,
     /// Whether the app asked for a stream.
     pub stream: bool,
     /// When the request started.
@@ -116,11 +119,15 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
     };
     spans::inject(span, upstream_request.headers_mut());
     let (wake, limit) = watch.next(started, true);
-    let response = match timeout_at(wake, provider.client.request(upstream_request)).await {
-        Ok(Ok(response)) => response,
+    let response = match timeout_at(wake, req.client.request(upstream_request)).await {
+        Ok(Ok(response)) => {
+            target.state.connected();
+            response
+        }
         Ok(Err(err)) => {
-            let outcome = Outcome::Failure(connect_failure(&err));
-            return fail(admission, outcome, req.stream, started);
+            let reason = unreachable::classify(&err);
+            unreachable::report(target, reason, &err, span);
+            return fail(admission, Outcome::Failure(reason), req.stream, started);
         }
         Err(_) => return fail(admission, Outcome::Failure(limit), req.stream, started),
     };

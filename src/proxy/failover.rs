@@ -25,7 +25,7 @@ use crate::proxy::crossing::Crossing;
 use crate::proxy::inbound::InboundBody;
 use crate::proxy::plan;
 use crate::proxy::race::{self, Leg};
-use crate::proxy::upstream::Operation;
+use crate::proxy::upstream::{Client, Operation};
 use crate::shared::Shared;
 use crate::target::Admission;
 use crate::telemetry::spans;
@@ -129,25 +129,26 @@ struct Run<'a> {
 }
 
 /// An admitted target with the body to send it.
-struct Candidate {
+struct Candidate<'a> {
     index: usize,
     admission: Admission,
-    prepared: Prepared,
+    prepared: Prepared<'a>,
 }
 
 /// What the plan offers next.
-enum Next {
-    Attempt(Candidate),
+enum Next<'a> {
+    Attempt(Candidate<'a>),
     /// The deadline passed before another attempt could start.
     Deadline,
     /// The plan, `maxAttempts` or the retry budget ran out.
     Exhausted,
 }
 
-/// A target's crossing and the body to send it.
-struct Prepared {
+/// A target's crossing, the body to send it, and the client to send it with.
+struct Prepared<'a> {
     crossing: Crossing,
     body: bytes::Bytes,
+    client: &'a Client,
 }
 
 impl<'a> Run<'a> {
@@ -188,7 +189,12 @@ impl<'a> Run<'a> {
     }
 
     /// The body for a target, or why this request cannot be sent to it.
-    fn prepare(&self, index: usize, crossing: Crossing) -> Result<Prepared, Unsupported> {
+    fn prepare(
+        &self,
+        index: usize,
+        crossing: Crossing,
+        client: &'a Client,
+    ) -> Result<Prepared<'a>, Unsupported> {
         let route = self.route();
         let target = &route.targets[index];
         let model = target.model_for(&self.body.model);
@@ -198,16 +204,28 @@ impl<'a> Run<'a> {
             model,
             route.max_tokens,
         )?;
-        Ok(Prepared { crossing, body })
+        Ok(Prepared {
+            crossing,
+            body,
+            client,
+        })
     }
 
     /// The next target of the plan that admits this request. `withdraw` draws a failover
     /// attempt from the retry budget (a hedge has drawn its own already).
-    fn next_admitted(&mut self, withdraw: bool) -> Next {
+    fn next_admitted(&mut self, withdraw: bool) -> Next<'a> {
         let route = self.route();
         while let Some(&index) = self.plan.get(self.next) {
             self.next += 1;
             let target = &route.targets[index];
+            // A provider whose TLS files are unusable has no client: skipped (logged once,
+            // when the policy compiled), and never the last-chance target either.
+            let Ok(client) = &target.provider.client else {
+                let label = target.label();
+                tracing::debug!(route = %route.model, target = %label, reason = "config", "skipping target");
+                spans::skipped(&label, "config");
+                continue;
+            };
             // The cheap checks first: the body (a copy, or a translation) is only built
             // for a target that is admitted, so an outage's open breakers cost no body work.
             let crossing = match self.crossing(index) {
@@ -238,7 +256,7 @@ impl<'a> Run<'a> {
                     continue;
                 }
             };
-            let prepared = match self.prepare(index, crossing) {
+            let prepared = match self.prepare(index, crossing, client) {
                 Ok(prepared) => prepared,
                 Err(unsupported) => {
                     // Dropping the admission releases it without a verdict.
@@ -280,7 +298,7 @@ impl<'a> Run<'a> {
 
     /// A hedge for the attempt in flight: the next admitted target, if `maxRatio` and the
     /// retry budget allow one. A refused hedge leaves that target for the failover loop.
-    fn hedge(&mut self) -> Option<Candidate> {
+    fn hedge(&mut self) -> Option<Candidate<'a>> {
         let route = self.route();
         let hedge = route.hedge.as_ref()?;
         let resume = self.next;
@@ -302,7 +320,7 @@ impl<'a> Run<'a> {
     /// in flight while the run decides).
     fn launch(
         &mut self,
-        candidate: Candidate,
+        candidate: Candidate<'a>,
     ) -> (usize, tracing::Span, impl Future<Output = Attempt> + 'a) {
         let Candidate {
             index,
@@ -336,6 +354,7 @@ impl<'a> Run<'a> {
             requested_model: &body.model,
             crossing: prepared.crossing,
             body: prepared.body,
+            client: prepared.client,
             stream: body.stream,
             started: self.started,
             deadline: self.deadline,
@@ -353,7 +372,7 @@ impl<'a> Run<'a> {
     }
 
     /// Runs an attempt, hedged when the route says so; `Some` when the app has its answer.
-    async fn race(&mut self, first: Candidate) -> Option<Response<Body>> {
+    async fn race(&mut self, first: Candidate<'a>) -> Option<Response<Body>> {
         let hedge_at = self.hedge_at(first.index);
         let (first_index, first_span, first_future) = self.launch(first);
         let mut hedge_leg = None;
@@ -450,7 +469,8 @@ impl<'a> Run<'a> {
         // The soonest available target whose body can be built for this request.
         let soonest = by_availability.iter().find_map(|&(at, index)| {
             let crossing = self.crossing(index).ok()?;
-            self.prepare(index, crossing)
+            let client = route.targets[index].provider.client.as_ref().ok()?;
+            self.prepare(index, crossing, client)
                 .ok()
                 .map(|prepared| (at, index, prepared))
         });
@@ -519,7 +539,7 @@ impl<'a> Run<'a> {
                 "{} attempt(s); the last, {}, failed with {}",
                 self.attempts,
                 route.targets[*index].label(),
-                outcome.label()
+                outcome.describe()
             ),
             None => "no attempt could be made".to_owned(),
         }

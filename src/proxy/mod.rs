@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod crossing;
+pub mod egress;
 pub mod events;
 pub mod failover;
 pub mod inbound;
@@ -11,6 +12,8 @@ pub mod plan;
 pub mod race;
 pub mod settle;
 pub mod stream;
+pub mod tls;
+pub mod unreachable;
 pub mod upstream;
 pub mod watch;
 

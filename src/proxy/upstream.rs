@@ -1,9 +1,10 @@
-//! The outbound side: one pooled hyper-util client (rustls, HTTP/1.1 and HTTP/2 by ALPN)
-//! per distinct connect timeout, and the construction of each provider's request.
+//! The outbound side: pooled hyper-util clients (rustls, HTTP/1.1 and HTTP/2 by ALPN,
+//! through the egress proxy where the rules say) and the construction of each provider's
+//! request. Invariant: one client, so one pool, per connect timeout and TLS identity:
+//! providers with different client certificates never share a connection.
 
 use std::collections::HashMap;
-use std::error::Error as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,62 +13,117 @@ use http::{Method, Request, Uri};
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::{Client as HyperClient, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::classify::FailReason;
-use crate::policy::spec::ApiKind;
+use crate::policy::spec::{ApiKind, TlsSpec};
 use crate::policy::Provider;
+use crate::proxy::egress::{Egress, EgressConnector};
+use crate::proxy::tls::{self, TlsFileError, TlsMaterial};
 
-/// The pooled HTTP client all attempts share.
-pub type Client = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// Clients by connect timeout: pools are shared by every provider with the same timeout
-/// and survive policy reloads.
-#[derive(Default)]
-pub struct Upstreams {
-    clients: Mutex<HashMap<Duration, Client>>,
+/// A pooled HTTP client; cloning shares the pool.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: HyperClient<HttpsConnector<EgressConnector>, Full<Bytes>>,
+    egress: Arc<Egress>,
 }
 
-impl Upstreams {
-    /// The client for a connect timeout (compile time only, never per request).
-    pub fn client(&self, connect_timeout: Duration) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(connect_timeout)
-            .or_insert_with(|| build_client(connect_timeout))
-            .clone()
+impl Client {
+    /// Sends a request, adding the proxy's credentials when it goes to an http proxy in
+    /// absolute form (a CONNECT tunnel carries them on the CONNECT instead).
+    pub fn request(&self, mut request: Request<Full<Bytes>>) -> ResponseFuture {
+        if let Some(auth) = self.egress.forward_auth(request.uri()) {
+            request
+                .headers_mut()
+                .insert(header::PROXY_AUTHORIZATION, auth);
+        }
+        self.inner.request(request)
     }
 }
 
+/// The TLS identity a pool belongs to: the files named, and what they held when the
+/// client was built (a rotation builds a new client).
+type PoolKey = (Duration, Option<TlsSpec>);
+
+/// Clients by connect timeout and TLS files: pools are shared by every provider with the
+/// same of both and survive policy reloads.
+#[derive(Default)]
+pub struct Upstreams {
+    egress: Arc<Egress>,
+    clients: Mutex<HashMap<PoolKey, (Option<TlsMaterial>, Client)>>,
+}
+
+impl Upstreams {
+    /// Pools whose connections follow these egress rules.
+    pub fn new(egress: Arc<Egress>) -> Self {
+        Upstreams {
+            egress,
+            clients: Mutex::default(),
+        }
+    }
+
+    /// The client for a connect timeout and a provider's TLS files as read into
+    /// `material` (compile time only, never per request). A file that changed since the
+    /// pool was built replaces it: connections with the old identity are not reused.
+    pub fn client(
+        &self,
+        connect_timeout: Duration,
+        tls: Option<(&TlsSpec, &TlsMaterial)>,
+    ) -> Result<Client, TlsFileError> {
+        let key = (connect_timeout, tls.map(|(spec, _)| spec.clone()));
+        let material = tls.map(|(_, material)| material.clone());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((built_from, client)) = clients.get(&key) {
+            if *built_from == material {
+                return Ok(client.clone());
+            }
+        }
+        let config = match &material {
+            Some(material) => material.client_config()?,
+            None => tls::default_config(),
+        };
+        let client = build_client(connect_timeout, config, Arc::clone(&self.egress));
+        clients.insert(key, (material, client.clone()));
+        Ok(client)
+    }
+}
+
+/// A client with the web roots only that never uses the egress proxy (the OTLP
+/// exporter's: a collector is usually local, and DESIGN routes only upstream calls
+/// through the proxy).
+pub fn direct_client(connect_timeout: Duration) -> Client {
+    build_client(
+        connect_timeout,
+        tls::default_config(),
+        Arc::new(Egress::default()),
+    )
+}
+
 /// A pooled client over rustls (HTTP/1.1 and HTTP/2 by ALPN) with this connect timeout.
-pub fn build_client(connect_timeout: Duration) -> Client {
+fn build_client(
+    connect_timeout: Duration,
+    tls: rustls::ClientConfig,
+    egress: Arc<Egress>,
+) -> Client {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let tls = rustls::ClientConfig::builder_with_provider(
-        rustls::crypto::ring::default_provider().into(),
-    )
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default protocol versions")
-    .with_root_certificates(rustls::RootCertStore::from_iter(
-        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
-    ))
-    .with_no_client_auth();
+    let connector = EgressConnector::new(http, Arc::clone(&egress), connect_timeout);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(connector);
     // The idle timeout only runs with a timer; without one, idle sockets (to hosts a
     // reload removed, too) stay open until a request happens to find them.
-    HyperClient::builder(TokioExecutor::new())
+    let inner = HyperClient::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
-        .build(https)
+        .build(https);
+    Client { inner, egress }
 }
 
 /// Which operation an inbound call asks for.
@@ -217,33 +273,6 @@ fn openai_suffix(operation: Operation) -> &'static str {
     match operation {
         Operation::Embeddings => "embeddings",
         Operation::Chat | Operation::Messages => "chat/completions",
-    }
-}
-
-/// Classifies a client error from hyper-util.
-pub fn connect_failure(err: &hyper_util::client::legacy::Error) -> FailReason {
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if cause.downcast_ref::<rustls::Error>().is_some() {
-            return FailReason::Tls;
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return FailReason::ConnectTimeout;
-            }
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return FailReason::Tls;
-            }
-        }
-        source = cause.source();
-    }
-    if err.is_connect() {
-        FailReason::Connect
-    } else {
-        FailReason::Cut
     }
 }
 

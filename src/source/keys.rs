@@ -1,5 +1,5 @@
-//! Provider keys kept in files (a mounted Secret) follow rotation: every interval the
-//! running policy's key files are read again, and when one changed the policy is
+//! Provider keys and TLS files kept in files (mounted Secrets) follow rotation: every
+//! interval the running policy's key and `tls` files are read again, and when one changed the policy is
 //! recompiled from its own spec. Invariant: a refresh never replaces a policy the source
 //! installed meanwhile, and breakers, cooldowns and pools carry over as on any reload.
 
@@ -31,7 +31,7 @@ pub fn spawn(shared: Arc<Shared>, every: Duration) -> SourceTask {
                 continue;
             }
             if let Some(generation) = shared.recompile(&policy) {
-                tracing::info!(providers = ?stale, generation, "provider key files changed; policy recompiled with the new keys");
+                tracing::info!(providers = ?stale, generation, "provider key or TLS files changed; policy recompiled with the new contents");
             }
         }
     }))

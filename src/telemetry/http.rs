@@ -39,7 +39,7 @@ impl TokioHttpClient {
     /// A client whose calls run on `runtime` and give up after `timeout`.
     pub fn new(runtime: Handle, timeout: Duration) -> Self {
         Self {
-            client: upstream::build_client(timeout),
+            client: upstream::direct_client(timeout),
             runtime,
             timeout,
         }

@@ -107,6 +107,7 @@ pub fn attempt(
         server.port = port,
         http.response.status_code = Empty,
         error.type = Empty,
+        otel.status_description = Empty,
         switchyard.provider = %target.provider.name,
         switchyard.route = route,
         switchyard.attempt = int(number),
@@ -179,6 +180,12 @@ pub fn status(span: &Span, status: http::StatusCode) {
 pub fn failed(span: &Span, reason: &str) {
     span.record("error.type", reason);
     span.record("otel.status_code", "ERROR");
+}
+
+/// Says why an attempt could not connect (the TLS cause, the proxy's answer) in the
+/// span's status description; the error type stays one low-cardinality word.
+pub fn failure_detail(span: &Span, detail: &str) {
+    span.record("otel.status_description", detail);
 }
 
 /// Records the model that answered an attempt.

@@ -429,3 +429,52 @@ fn edit_distance_counts_edits() {
     assert_eq!(closest("zzz", &["openai"]), None);
     assert_eq!(closest("b", &["a"]), None, "one-letter names get no guess");
 }
+
+#[test]
+fn tls_only_on_https_and_cert_with_key() {
+    use crate::policy::spec::TlsSpec;
+    let ca_only = || TlsSpec {
+        ca_file: Some("/etc/ssl/internal-ca.pem".into()),
+        ..TlsSpec::default()
+    };
+    assert!(errors_after(|s| s.providers[0].tls = Some(ca_only())).is_empty());
+    assert_one(
+        |s| {
+            s.providers[0].base_url = "http://vllm.internal:8000/v1".into();
+            s.providers[0].tls = Some(ca_only());
+        },
+        "providers[0].tls: only allowed with an https:// baseUrl (there is no TLS to configure on http://)",
+    );
+    assert_one(
+        |s| {
+            s.providers[1].tls = Some(TlsSpec {
+                client_cert: Some("/tls/tls.crt".into()),
+                ..TlsSpec::default()
+            })
+        },
+        "providers[1].tls.clientKey: required with clientCert (the certificate's private key)",
+    );
+    assert_one(
+        |s| s.providers[1].tls = Some(TlsSpec::default()),
+        "providers[1].tls: set caFile, or clientCert with clientKey, or both",
+    );
+    assert_one(
+        |s| {
+            s.providers[0].tls = Some(TlsSpec {
+                ca_file: Some(" ".into()),
+                ..TlsSpec::default()
+            })
+        },
+        "providers[0].tls.caFile: must not be empty",
+    );
+}
+
+#[test]
+fn tls_rejects_unknown_fields_such_as_a_verification_switch() {
+    let text = VALID.replacen(
+        "    headers: {OpenAI-Organization: org-1}",
+        "    headers: {OpenAI-Organization: org-1}\n    tls: {caFile: /ca.pem, insecureSkipVerify: true}",
+        1,
+    );
+    assert!(decode(&text).is_err());
+}

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod egress_proxy;
 pub mod fake_kube;
+pub mod tls_mock;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +34,20 @@ impl Sidecar {
         std::fs::write(file.path(), policy).unwrap();
         let mut args = RunArgs::loopback(Some(file.path().to_owned()));
         args.max_body_bytes = 1 << 20;
+        let running = app::start(&args).await.expect("sidecar starts");
+        Sidecar {
+            running,
+            _policy: Some(file),
+        }
+    }
+
+    /// A sidecar from a policy text with its flags adjusted by `configure` (egress
+    /// rules, the key refresh interval).
+    pub async fn start_configured(policy: &str, configure: impl FnOnce(&mut RunArgs)) -> Sidecar {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), policy).unwrap();
+        let mut args = RunArgs::loopback(Some(file.path().to_owned()));
+        configure(&mut args);
         let running = app::start(&args).await.expect("sidecar starts");
         Sidecar {
             running,
