@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::exit::BadConfig;
+use crate::fleet::{self, Fleet};
 use crate::probe::{self, Prober};
 use crate::proxy::egress::Egress;
 use crate::shared::Shared;
@@ -59,6 +60,18 @@ pub struct RunArgs {
     /// `no_proxy` (and upper-case forms) at start-up; tests inject their own.
     #[arg(skip = Arc::new(Egress::from_env()))]
     pub egress: Arc<Egress>,
+    /// Share 429 cooldowns and breaker-open hints with the other pods through Redis or
+    /// Valkey: `redis://HOST:PORT[/DB]` or `rediss://...`. Off unless set.
+    #[arg(long, value_name = "URL")]
+    pub shared_state: Option<String>,
+    /// Password of the shared-state Redis.
+    #[arg(
+        long,
+        env = "SWITCHYARD_REDIS_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub redis_password: Option<String>,
 }
 
 impl RunArgs {
@@ -77,6 +90,8 @@ impl RunArgs {
             request_read_timeout: Duration::from_secs(30),
             key_refresh_interval: Duration::from_secs(10),
             egress: Arc::new(Egress::default()),
+            shared_state: None,
+            redis_password: None,
         }
     }
 
@@ -128,6 +143,7 @@ pub struct Running {
     _source: Option<SourceTask>,
     _keys: SourceTask,
     _prober: Prober,
+    _fleet: Option<Fleet>,
 }
 
 impl Running {
@@ -155,10 +171,19 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
     if !args.egress.problems().is_empty() {
         return Err(StartError::Config(args.egress.problems().to_vec()));
     }
-    let shared = Arc::new(
-        Shared::new(args.max_body_bytes, args.request_read_timeout)
-            .with_egress(Arc::clone(&args.egress)),
-    );
+    let mut shared = Shared::new(args.max_body_bytes, args.request_read_timeout)
+        .with_egress(Arc::clone(&args.egress));
+    if args.shared_state.is_some() {
+        shared = shared.with_shared_state();
+    }
+    let shared = Arc::new(shared);
+    let fleet = match &args.shared_state {
+        Some(url) => Some(
+            fleet::spawn(Arc::clone(&shared), url, args.redis_password.clone())
+                .map_err(|e| StartError::Config(vec![e.to_string()]))?,
+        ),
+        None => None,
+    };
     let source = source::open(&args.source(), Arc::clone(&shared))
         .await
         .map_err(|e| StartError::Config(vec![e.to_string()]))?;
@@ -225,6 +250,7 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         _source: source,
         _keys: keys,
         _prober: prober,
+        _fleet: fleet,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod drill;
 pub mod error;
 pub mod exit;
+pub mod fleet;
 pub mod hedge;
 pub mod inject;
 pub mod metrics;

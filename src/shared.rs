@@ -47,6 +47,13 @@ impl Shared {
     }
 
     /// The same state with upstream pools that follow these egress proxy rules.
+    /// Exports the fleet-shared state's metrics (`--shared-state`).
+    pub fn with_shared_state(mut self) -> Self {
+        self.metrics.enable_shared_state();
+        self
+    }
+
+    /// Sends upstream traffic through the egress proxies the environment names.
     pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
         self.upstreams = Upstreams::new(egress);
         self

@@ -268,6 +268,17 @@ impl TargetState {
         self.health().baseline
     }
 
+    /// The end of the current 429 cooldown, if any.
+    pub fn cooldown_until(&self, now: Instant) -> Option<Instant> {
+        self.health().cooldown_until.filter(|c| *c > now)
+    }
+
+    /// Opens a closed breaker on the fleet's word (enough pods report it open).
+    pub fn open_by_hint(&self, now: Instant) {
+        let transition = self.health().breaker.open_by_hint(now);
+        self.observe(transition.as_ref());
+    }
+
     /// Forces the breaker open until `until` (drills).
     pub fn force_open(&self, until: Instant, now: Instant) {
         let transition = self.health().breaker.force_open(until, now);

@@ -9,6 +9,14 @@ root=$(pwd)
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "System tools (redis-server for the fleet-shared state tests)"
+if ! command -v redis-server >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+# Debian's package starts a system instance on 6379; the tests start their own on free
+# loopback ports and never use it.
+
 step "Python tools (venv in .venv)"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv

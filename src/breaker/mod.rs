@@ -168,6 +168,12 @@ impl Breaker {
         transition
     }
 
+    /// Opens a closed breaker because enough pods of the fleet report the target open: an
+    /// ordinary, jittered open period, so this pod's own half-open trial decides recovery.
+    pub fn open_by_hint(&mut self, now: Instant) -> Option<Transition> {
+        (self.state == State::Closed).then(|| self.open(Reason::FleetHint, now))
+    }
+
     /// Close and start afresh: window cleared, failure streak and open period reset.
     pub fn force_close(&mut self, now: Instant) -> Option<Transition> {
         if self.state == State::Closed {

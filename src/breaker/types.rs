@@ -119,6 +119,8 @@ pub enum Reason {
     ProbeFailed,
     /// `force_open` / `force_close` (drills, admin).
     Forced,
+    /// Enough pods of the fleet report the target open (fleet-shared state).
+    FleetHint,
 }
 
 /// A state change, returned so the caller can log it, metric it and add a span event.

@@ -117,6 +117,10 @@ pub struct Metrics {
     pub generation: Gauge,
     /// Time a call spent in the sidecar itself, excluding time waiting on upstreams.
     pub overhead: AtomicHistogram,
+    /// 1 while the fleet-shared state answers (registered only with `--shared-state`).
+    pub shared_state_up: Gauge,
+    /// Seconds since the last complete read of the fleet-shared state.
+    pub shared_state_sync_age: SecondsGauge,
 }
 
 fn latency_histogram() -> AtomicHistogram {
@@ -246,7 +250,23 @@ impl Metrics {
             reloads,
             generation,
             overhead,
+            shared_state_up: Gauge::default(),
+            shared_state_sync_age: SecondsGauge::default(),
         }
+    }
+
+    /// Exports the fleet-shared state's gauges: they exist only when it is configured.
+    pub fn enable_shared_state(&mut self) {
+        self.registry.register(
+            "switchyard_shared_state_up",
+            "1 while the fleet-shared state (Redis) answers, 0 while this pod runs on its own state",
+            self.shared_state_up.clone(),
+        );
+        self.registry.register(
+            "switchyard_shared_state_sync_age_seconds",
+            "Seconds since the last complete read of the fleet-shared state",
+            self.shared_state_sync_age.clone(),
+        );
     }
 
     /// Prometheus text exposition.

@@ -11,6 +11,7 @@ mod cli;
 mod crossing;
 mod egress;
 mod failover;
+mod fleet;
 mod inbound;
 mod live;
 mod live_file;
