@@ -96,6 +96,24 @@ pub struct SidecarArgs {
     /// Numeric user (and group) the sidecar runs as.
     #[arg(long, default_value_t = 65532)]
     pub sidecar_uid: i64,
+    /// `--shared-state` given to the sidecar: the fleet's Redis, `redis://HOST:PORT[/DB]`.
+    #[arg(long)]
+    pub sidecar_shared_state: Option<String>,
+    /// `SECRET/KEY` holding the shared-state Redis password, given to the sidecar as
+    /// `SWITCHYARD_REDIS_PASSWORD`.
+    #[arg(long, value_parser = parse_secret_key)]
+    pub sidecar_shared_state_password: Option<(String, String)>,
+}
+
+fn parse_secret_key(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((secret, key)) if sidecar::is_dns_subdomain(secret) && !key.is_empty() => {
+            Ok((secret.to_owned(), key.to_owned()))
+        }
+        _ => Err(format!(
+            "expected SECRET/KEY with a valid Secret name, got {s:?}"
+        )),
+    }
 }
 
 /// A flag value that would make every injected pod invalid.
@@ -146,6 +164,8 @@ impl SidecarArgs {
             keys_secret: self.keys_secret.clone(),
             drain_timeout: self.sidecar_drain_timeout.to_string(),
             run_as_user: self.sidecar_uid,
+            shared_state: self.sidecar_shared_state.clone(),
+            shared_state_password: self.sidecar_shared_state_password.clone(),
         })
     }
 }

@@ -19,6 +19,8 @@ fn config(mode: SidecarMode) -> SidecarConfig {
         keys_secret: Some("llm-keys".into()),
         drain_timeout: "30s".into(),
         run_as_user: 65532,
+        shared_state: None,
+        shared_state_password: None,
     }
 }
 
@@ -279,4 +281,33 @@ fn quantities_and_names_are_checked() {
     }
     assert!(sidecar::is_dns_subdomain("llm-keys.v2"));
     assert!(!sidecar::is_dns_subdomain("-x"));
+}
+
+#[test]
+fn the_fleet_shared_state_reaches_the_sidecar_with_its_password_from_a_secret() {
+    let config = SidecarConfig {
+        shared_state: Some("redis://redis.llm:6379/0".into()),
+        shared_state_password: Some(("redis-auth".into(), "password".into())),
+        ..config(SidecarMode::Native)
+    };
+    let sidecar = config.container(&PolicySource::ConfigMap("llm-policy".into()), None);
+    let args = sidecar.args.clone().unwrap_or_default();
+    assert!(args
+        .windows(2)
+        .any(|w| w == ["--shared-state", "redis://redis.llm:6379/0"]));
+    let env = sidecar.env.unwrap_or_default();
+    let password = env
+        .iter()
+        .find(|e| e.name == "SWITCHYARD_REDIS_PASSWORD")
+        .expect("the password variable");
+    assert_eq!(password.value, None, "never inline");
+    let selector = password
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("from a Secret");
+    assert_eq!(
+        (selector.name.as_str(), selector.key.as_str()),
+        ("redis-auth", "password")
+    );
 }

@@ -140,6 +140,8 @@ mod tests {
             keys_secret: None,
             drain_timeout: "30s".into(),
             run_as_user: 65532,
+            shared_state: None,
+            shared_state_password: None,
         }
     }
 

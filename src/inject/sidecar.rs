@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    ObjectFieldSelector, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -138,6 +138,10 @@ pub struct SidecarConfig {
     pub drain_timeout: String,
     /// The numeric user the sidecar runs as (the image's non-root user).
     pub run_as_user: i64,
+    /// The fleet's Redis (`--shared-state`), when the fleet shares state.
+    pub shared_state: Option<String>,
+    /// The Secret and key of that Redis's password.
+    pub shared_state_password: Option<(String, String)>,
 }
 
 impl SidecarConfig {
@@ -158,10 +162,16 @@ impl SidecarConfig {
         .map(String::from)
         .into();
         args.extend(policy.args());
+        if let Some(url) = &self.shared_state {
+            args.extend(["--shared-state".to_owned(), url.clone()]);
+        }
         let mut env = vec![
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),
         ];
+        if let Some((secret, key)) = &self.shared_state_password {
+            env.push(secret_env("SWITCHYARD_REDIS_PASSWORD", secret, key));
+        }
         env.extend(self.env.iter().map(|(name, value)| EnvVar {
             name: name.clone(),
             value: Some(value.clone()),
@@ -242,6 +252,21 @@ fn field_env(name: &str, field_path: &str) -> EnvVar {
             field_ref: Some(ObjectFieldSelector {
                 field_path: field_path.into(),
                 ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: None,
             }),
             ..EnvVarSource::default()
         }),
