@@ -17,6 +17,7 @@ pub mod exit;
 pub mod fleet;
 pub mod hedge;
 pub mod inject;
+pub mod limits;
 pub mod metrics;
 pub mod mock;
 pub mod policy;

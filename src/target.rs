@@ -17,6 +17,7 @@ use crate::breaker::{
     Baseline, Breaker, BreakerConfig, CallOutcome, Permit, Snapshot, State, Timing, Transition,
 };
 use crate::classify::FailReason;
+use crate::limits::Limits;
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::telemetry::spans;
 
@@ -86,6 +87,8 @@ pub struct TargetState {
     has_connect_problem: AtomicBool,
     /// Metric handles.
     pub metrics: TargetMetrics,
+    /// Requests and tokens per minute (`providers[].limits`).
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for TargetState {
@@ -102,6 +105,8 @@ impl std::fmt::Debug for TargetState {
 pub struct Admission {
     state: Arc<TargetState>,
     permit: Option<Permit>,
+    /// Tokens reserved in the target's budget until the attempt ends.
+    reserved: u64,
 }
 
 impl TargetState {
@@ -123,6 +128,7 @@ impl TargetState {
             connect_problem: Mutex::new(None),
             has_connect_problem: AtomicBool::new(false),
             metrics: target_metrics,
+            limits: Limits::default(),
         }
     }
 
@@ -166,6 +172,7 @@ impl TargetState {
         Ok(Admission {
             state: Arc::clone(self),
             permit: Some(permit),
+            reserved: 0,
         })
     }
 
@@ -227,6 +234,7 @@ impl TargetState {
         Ok(Admission {
             state: Arc::clone(self),
             permit: Some(permit),
+            reserved: 0,
         })
     }
 
@@ -237,6 +245,7 @@ impl TargetState {
         Admission {
             state: Arc::clone(self),
             permit: None,
+            reserved: 0,
         }
     }
 
@@ -385,6 +394,17 @@ impl TargetState {
 }
 
 impl Admission {
+    /// Takes a request and `expected` tokens from the target's budget for as long as the
+    /// attempt lasts; `false` when the target is at its limits (skip it as shed).
+    pub fn reserve(&mut self, expected: u64) -> bool {
+        let minute = crate::limits::minute_of(std::time::SystemTime::now());
+        let taken = self.state.limits.reserve(expected, minute);
+        if taken {
+            self.reserved = expected;
+        }
+        taken
+    }
+
     /// The target this admission is for.
     pub fn target(&self) -> &Arc<TargetState> {
         &self.state
@@ -444,6 +464,7 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
+        self.state.limits.unreserve(self.reserved);
         if let Some(permit) = self.permit.take() {
             self.state.health().breaker.release(permit);
         }

@@ -43,3 +43,9 @@ pub fn cooldown(target: &str) -> String {
 pub fn open(target: &str) -> String {
     format!("{PREFIX}:open:{target}")
 }
+
+/// The pods' usage of a target's budget in one unix minute (fields `{pod}:requests` and
+/// `{pod}:tokens`, each pod's own absolute count, so a repeated write is harmless).
+pub fn usage(target: &str, minute: u64) -> String {
+    format!("{PREFIX}:usage:{target}:{minute}")
+}

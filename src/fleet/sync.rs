@@ -197,6 +197,9 @@ async fn publish(
                 entry.cooldown_ms = deadline;
             }
         }
+        if state.limits.is_limited() {
+            share_usage(conn, &key, pod, &state, wall).await?;
+        }
         let breaker = state.state();
         if breaker != State::Open {
             entry.hinted = false;
@@ -208,6 +211,41 @@ async fn publish(
             entry.reported_open = open;
         }
     }
+    Ok(())
+}
+
+/// Writes this pod's use of a limited target's budget this minute and reads the others'.
+async fn share_usage(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    pod: &Pod,
+    state: &TargetState,
+    wall: u64,
+) -> RedisResult<()> {
+    let minute = wall / 60_000;
+    let (requests, tokens) = state.limits.used(minute);
+    let usage = keys::usage(key, minute);
+    let (mine_r, mine_t) = (format!("{}:requests", pod.id), format!("{}:tokens", pod.id));
+    let (_, _, all): ((), i64, HashMap<String, u64>) = bounded(
+        redis::pipe()
+            .hset_multiple(&usage, &[(&mine_r, requests), (&mine_t, tokens)])
+            .expire(&usage, 120)
+            .hgetall(&usage)
+            .query_async(conn),
+    )
+    .await?;
+    let (mut others_r, mut others_t) = (0, 0);
+    for (field, value) in &all {
+        if *field == mine_r || *field == mine_t {
+            continue;
+        }
+        if field.ends_with(":requests") {
+            others_r += value;
+        } else if field.ends_with(":tokens") {
+            others_t += value;
+        }
+    }
+    state.limits.set_fleet_used(minute, others_r, others_t);
     Ok(())
 }
 

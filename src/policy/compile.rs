@@ -12,6 +12,7 @@ use crate::breaker::BreakerConfig;
 use crate::budget::RetryBudget;
 use crate::classify::CooldownLimits;
 use crate::hedge::{Hedge, HedgeAfter};
+use crate::limits::LimitsConfig;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::spec::{
     ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
@@ -223,7 +224,17 @@ impl Policy {
                         let mut config =
                             breaker_config(&spec.circuit_breaker, t.circuit_breaker.as_ref());
                         config.active_probes = probe.is_some();
+                        let limits = spec
+                            .providers
+                            .iter()
+                            .find(|p| p.name == t.provider)
+                            .and_then(|p| p.limits.as_ref())
+                            .map_or_else(LimitsConfig::default, |l| LimitsConfig {
+                                requests_per_minute: l.requests_per_minute,
+                                tokens_per_minute: l.tokens_per_minute,
+                            });
                         let state = ctx.registry.get_or_create(key, config, ctx.metrics, now);
+                        state.limits.configure(limits);
                         Some(Target {
                             provider,
                             model: t.model.clone(),

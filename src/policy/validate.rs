@@ -117,6 +117,16 @@ impl Validator {
             if let Some(probe) = &p.probe {
                 self.duration(&format!("{at}.probe.interval"), Some(&probe.interval), true);
             }
+            if let Some(limits) = &p.limits {
+                for (name, value) in [
+                    ("requestsPerMinute", limits.requests_per_minute),
+                    ("tokensPerMinute", limits.tokens_per_minute),
+                ] {
+                    if value == Some(0) {
+                        self.err(format!("{at}.limits.{name}"), "must be at least 1");
+                    }
+                }
+            }
             self.duration(
                 &format!("{at}.timeouts.connect"),
                 p.timeouts.connect.as_ref(),

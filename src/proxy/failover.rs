@@ -27,7 +27,7 @@ use crate::proxy::plan;
 use crate::proxy::race::{self, Leg};
 use crate::proxy::upstream::{Client, Operation};
 use crate::shared::Shared;
-use crate::target::Admission;
+use crate::target::{Admission, Skip};
 use crate::telemetry::spans;
 use crate::translate::Unsupported;
 use serde_json::Value;
@@ -244,12 +244,21 @@ impl<'a> Run<'a> {
             if Instant::now() >= self.deadline {
                 return Next::Deadline;
             }
-            let admission = match target
+            let admitted = target
                 .state
                 .admit(target.provider.max_concurrency, Instant::now())
-            {
+                .map_err(|(skip, _)| skip)
+                .and_then(|mut admission| {
+                    // The prompt's size, about four bytes a token, until usage says.
+                    let expected = self.body.bytes.len() as u64 / 4;
+                    admission
+                        .reserve(expected)
+                        .then_some(admission)
+                        .ok_or(Skip::Shed)
+                });
+            let admission = match admitted {
                 Ok(admission) => admission,
-                Err((skip, _)) => {
+                Err(skip) => {
                     let label = target.label();
                     tracing::debug!(route = %route.model, target = %label, reason = skip.as_str(), "skipping target");
                     spans::skipped(&label, skip.as_str());

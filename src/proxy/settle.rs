@@ -63,6 +63,11 @@ impl Settle {
                 spans::usage(&self.span, usage, Some(self.first_byte));
                 metrics.attempt("success");
                 metrics.usage(usage.input, usage.output, target.per_mtok());
+                let minute = crate::limits::minute_of(std::time::SystemTime::now());
+                target
+                    .state
+                    .limits
+                    .settle(usage.input + usage.output, minute);
                 route.metrics.request("success");
             }
             Err(reason) => {

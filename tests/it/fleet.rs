@@ -228,3 +228,63 @@ async fn without_shared_state_there_is_no_shared_state_metric() {
     let (_primary, _secondary, pods) = pods(1, None, "").await;
     assert!(!pods[0].metrics().await.contains("switchyard_shared_state"));
 }
+
+/// Waits out the end of a unix minute, the window budgets count in, so a test's calls all
+/// fall in one.
+async fn within_one_minute(seconds_needed: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into = now.as_secs() % 60;
+    if into + seconds_needed >= 60 {
+        tokio::time::sleep(Duration::from_secs(60 - into)).await;
+    }
+}
+
+const LIMITED: &str = "requestsPerMinute: 30";
+
+/// Three pods, each sending 20 calls paced across the fleet: how many reach the primary.
+async fn primary_calls_with_a_shared_limit(shared: bool) -> u64 {
+    let redis = Redis::start();
+    provider_key_env();
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    let policy = two_target_policy(&primary, &secondary, "").replacen(
+        "timeouts: {connect: 1s, firstByte: 2s, idle: 2s}",
+        &format!("timeouts: {{connect: 1s, firstByte: 2s, idle: 2s}}\n    limits: {{{LIMITED}}}"),
+        1,
+    );
+    let mut pods = Vec::new();
+    for _ in 0..3 {
+        let url = shared.then(|| redis.url());
+        pods.push(Sidecar::start_configured(&policy, |args| args.shared_state = url).await);
+    }
+    if shared {
+        for pod in &pods {
+            wait_for_metric(pod, "switchyard_shared_state_up 1").await;
+        }
+    }
+    within_one_minute(15).await;
+    for _ in 0..20 {
+        for pod in &pods {
+            let reply = pod.chat("gpt-4o").await;
+            assert_eq!(
+                reply.status, 200,
+                "a call over the limit goes to the backup"
+            );
+            tokio::time::sleep(ms(60)).await;
+        }
+    }
+    primary.calls()
+}
+
+#[tokio::test]
+async fn a_limit_is_held_per_pod_alone_and_across_the_fleet_with_shared_state() {
+    let alone = primary_calls_with_a_shared_limit(false).await;
+    assert_eq!(alone, 60, "each pod alone stays under its own 30 a minute");
+    let shared = primary_calls_with_a_shared_limit(true).await;
+    assert!(
+        (30..=31).contains(&shared),
+        "the three pods together stay under 30 a minute (one sync of slack): {shared}"
+    );
+}

@@ -365,6 +365,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 max_concurrency,
                 api_version: (api == ApiKind::AzureOpenai).then(|| "2024-10-21".to_owned()),
                 probe: None,
+                limits: None,
                 tls: None,
             },
         )
