@@ -21,8 +21,8 @@ pub struct LimitsConfig {
     pub tokens_per_minute: Option<u64>,
 }
 
-/// One target's budget for the current minute.
-#[derive(Debug, Default)]
+/// One target's budget for the current minute; unlimited until configured.
+#[derive(Debug)]
 pub struct Limits {
     rpm: AtomicU64,
     tpm: AtomicU64,
@@ -37,6 +37,21 @@ pub struct Limits {
 }
 
 const UNLIMITED: u64 = u64::MAX;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            rpm: AtomicU64::new(UNLIMITED),
+            tpm: AtomicU64::new(UNLIMITED),
+            minute: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            tokens: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
+            fleet_requests: AtomicU64::new(0),
+            fleet_tokens: AtomicU64::new(0),
+        }
+    }
+}
 
 impl Limits {
     /// Installs (or, on a reload, replaces) the limits.
