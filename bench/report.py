@@ -136,7 +136,8 @@ def write(out, meta, results, commands):
     path = os.path.join(out, "RESULTS.md")
     # Lanes run by their own scripts (bench/hedge.sh) keep their block across re-renders.
     old = open(path).read() if os.path.exists(path) else ""
-    for start, end in [("<!-- hedge-lane:start -->", "<!-- hedge-lane:end -->")]:
+    for start, end in [("<!-- hedge-lane:start -->", "<!-- hedge-lane:end -->"),
+                       ("<!-- fleet-lane:start -->", "<!-- fleet-lane:end -->")]:
         if start in old and end in old:
             lines += [start + old.split(start, 1)[1].split(end, 1)[0] + end, ""]
     with open(path, "w") as f:
