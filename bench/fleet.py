@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 
-from procs import Child, free_port, wait_ready
+from procs import Child, free_port, splice, wait_ready
 
 START, END = "<!-- fleet-lane:start -->", "<!-- fleet-lane:end -->"
 PODS = 8
@@ -151,17 +151,6 @@ def render(results):
     ])
 
 
-def splice(path, block):
-    text = open(path).read() if os.path.exists(path) else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -169,7 +158,7 @@ def main():
     log_dir = tempfile.mkdtemp(prefix="switchyard-fleet-")
     results = {"unshared": run(args.binary, False, log_dir), "--shared-state": run(args.binary, True, log_dir)}
     block = render(results)
-    splice("bench/RESULTS.md", block)
+    splice("bench/RESULTS.md", block, START, END)
     print(block)
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 
-from procs import Child, free_port, wait_ready
+from procs import Child, free_port, splice, wait_ready
 
 START, END = "<!-- hedge-lane:start -->", "<!-- hedge-lane:end -->"
 
@@ -147,17 +147,6 @@ def render(results, args):
     ])
 
 
-def splice(path, block):
-    text = open(path).read() if os.path.exists(path) else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -172,7 +161,7 @@ def main():
                                      args.seconds, args.connections, log_dir),
     }
     block = render(results, args)
-    splice("bench/RESULTS.md", block)
+    splice("bench/RESULTS.md", block, START, END)
     print(block)
     json.dump(results, sys.stdout, indent=1)
 

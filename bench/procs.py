@@ -141,3 +141,16 @@ def rss_kib(pid):
         except OSError:
             pass
     return total
+
+
+def splice(path, block, start, end):
+    """Puts a lane's block (between its `start` and `end` markers) into a results file,
+    replacing the lane's previous block or appending the first one."""
+    text = open(path).read() if os.path.exists(path) else ""
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)

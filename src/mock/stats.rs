@@ -110,12 +110,17 @@ impl Recorder {
 
     /// Resolves once at least `n` calls have been received.
     pub(crate) async fn wait_for_calls(&self, n: u64) {
+        self.wait_until(|r| r.calls() >= n).await;
+    }
+
+    /// Resolves once `done` holds, looking again whenever a call or connection changes.
+    async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
-            // Registered before the check, so a call landing in between still wakes us.
+            // Registered before the check, so a change landing in between still wakes us.
             notified.as_mut().enable();
-            if self.calls() >= n {
+            if done(self) {
                 return;
             }
             notified.await;
@@ -139,15 +144,7 @@ impl Recorder {
 
     /// Resolves once at most `n` client connections are open.
     pub(crate) async fn wait_for_connections_at_most(&self, n: u64) {
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.open_connections() <= n {
-                return;
-            }
-            notified.await;
-        }
+        self.wait_until(|r| r.open_connections() <= n).await;
     }
 
     /// Forgets every call.
