@@ -612,7 +612,7 @@ mod tests {
     fn every_outcome() -> Vec<Outcome> {
         let mut reasons = vec![
             FailReason::Connect,
-            FailReason::Tls(crate::proxy::tls::TlsCause::UnknownCa),
+            FailReason::Tls(crate::classify::TlsCause::UnknownCa),
             FailReason::ConnectTimeout,
             FailReason::FirstByteTimeout,
             FailReason::IdleTimeout,

@@ -6,8 +6,8 @@
 use hyper_util::client::legacy::Error as ClientError;
 
 use crate::classify::FailReason;
+use crate::classify::{next, TlsCause};
 use crate::policy::Target;
-use crate::proxy::tls::TlsCause;
 use crate::telemetry::spans;
 
 /// Classifies a client error from hyper-util.
@@ -58,20 +58,6 @@ pub fn report(target: &Target, reason: FailReason, err: &ClientError, span: &tra
             error = %detail,
             "cannot connect to the provider (or its egress proxy); fails over"
         ),
-    }
-}
-
-/// The next error in a chain. `io::Error::source` skips the error it wraps (it returns
-/// that error's source), so a wrapped error is taken as the next link itself.
-pub fn next<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    match error
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-    {
-        Some(inner) => Some(inner),
-        None => error.source(),
     }
 }
 

@@ -5,11 +5,13 @@
 //! Nothing here does I/O or looks at the clock: the wall-clock time needed to read
 //! RFC 3339 and HTTP-date reset headers is passed in.
 
+mod tls_cause;
+
+pub use tls_cause::{next, TlsCause};
+
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
-
-use crate::proxy::tls::TlsCause;
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
