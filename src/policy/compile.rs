@@ -13,6 +13,7 @@ use crate::budget::RetryBudget;
 use crate::classify::CooldownLimits;
 use crate::hedge::{Hedge, HedgeAfter};
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::policy::request::RequestSpec;
 use crate::policy::spec::{
     ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
 };
@@ -155,6 +156,8 @@ pub struct Target {
     pub probe: Option<Duration>,
     /// Live state shared across reloads.
     pub state: Arc<TargetState>,
+    /// This target's adaptation of generation calls; `None` sends the app's bytes.
+    pub request: Option<Arc<RequestSpec>>,
 }
 
 impl Target {
@@ -227,6 +230,7 @@ impl Policy {
                             price: t.price.clone(),
                             probe,
                             state,
+                            request: t.request.clone().map(Arc::new),
                         })
                     })
                     .collect();

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod adapt;
 mod admin;
 mod cli;
 mod crossing;
