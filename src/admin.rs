@@ -75,6 +75,9 @@ pub async fn handle(
 /// One target's state as `/breakers` shows it.
 #[derive(Serialize)]
 struct BreakerView {
+    /// The routes (by requested model, in policy order) that list this target, so
+    /// `switchyard status` can group targets by route.
+    routes: Vec<String>,
     provider: String,
     model: String,
     state: &'static str,
@@ -112,7 +115,14 @@ fn breakers(shared: &Shared) -> Response<Body> {
         .iter()
         .map(|state| {
             let (snapshot, cooldown, baseline) = state.snapshot(now);
+            let routes = policy
+                .routes
+                .iter()
+                .filter(|r| r.targets.iter().any(|t| Arc::ptr_eq(&t.state, state)))
+                .map(|r| r.model.clone())
+                .collect();
             BreakerView {
+                routes,
                 provider: state.key.provider.clone(),
                 model: state.key.model.clone(),
                 state: snapshot.state.as_str(),

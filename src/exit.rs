@@ -22,3 +22,24 @@ impl BadConfig {
 pub fn is_bad_config(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| cause.is::<BadConfig>())
 }
+
+/// `EX_UNAVAILABLE` of sysexits(3): the sidecar a client subcommand (`status`) asked did
+/// not answer, so scripts can tell "nothing there" from "it answered badly".
+pub const UNAVAILABLE: u8 = 69;
+
+/// No sidecar answered; `main` prints it and exits [`UNAVAILABLE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(String);
+
+impl Unavailable {
+    /// Says which address did not answer and why.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// True when `err`, or an error it wraps, is an [`Unavailable`].
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<Unavailable>())
+}

@@ -27,6 +27,7 @@ pub mod server;
 pub mod shared;
 pub mod source;
 pub mod sse;
+pub mod status;
 pub mod target;
 pub mod telemetry;
 pub mod translate;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::{app, demo, drill, exit, inject, mock, policy, telemetry};
+use switchyard::{app, demo, drill, exit, inject, mock, policy, status, telemetry};
 
 /// A failover sidecar for LLM calls.
 #[derive(Parser, Debug)]
@@ -36,6 +36,8 @@ enum Command {
     Demo,
     /// Force a target's breaker open (or closed) on a running sidecar, to rehearse failover.
     Drill(drill::DrillArgs),
+    /// Show a running sidecar's routes, targets and breakers (from its admin port).
+    Status(status::StatusArgs),
     /// Serve the fault-injecting mock provider.
     Mock(mock::Args),
     /// Serve the mutating admission webhook that injects the sidecar.
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
                 });
             }
             Command::Drill(args) => drill::run(args).await,
+            Command::Status(args) => status::run(args).await,
             Command::Demo => demo::run().await,
             Command::Mock(args) => mock::run(args).await,
             Command::InjectWebhook(args) => inject::run(args).await,
@@ -99,6 +102,8 @@ fn main() -> ExitCode {
             eprintln!("switchyard: {err:#}");
             if exit::is_bad_config(&err) {
                 ExitCode::from(exit::BAD_CONFIG)
+            } else if exit::is_unavailable(&err) {
+                ExitCode::from(exit::UNAVAILABLE)
             } else {
                 ExitCode::FAILURE
             }

@@ -234,9 +234,13 @@ async fn provider(
     };
     let parsed = serde_json::from_slice::<reply::Request>(&bytes);
     let model = deployment.or_else(|| parsed.as_ref().ok().and_then(|r| r.model.clone()));
-    shared
-        .stats
-        .record(&parts.method, &parts.uri, model.as_deref(), &parts.headers);
+    shared.stats.record(
+        &parts.method,
+        &parts.uri,
+        model.as_deref(),
+        &parts.headers,
+        &bytes,
+    );
     shared.until_released().await;
     let faults = shared.faults.load_full();
     if faults.blackhole {

@@ -1,5 +1,5 @@
-//! What the mock received, for tests to assert on (which credentials and headers arrived,
-//! how many calls each path got).
+//! What the mock received, for tests to assert on (which credentials, headers and bodies
+//! arrived, how many calls each path got).
 //!
 //! Invariant: `calls` is an atomic read without a lock and only ever grows between resets;
 //! the per-path counts and the last [`RECENT`] requests sit behind one short-held mutex.
@@ -45,6 +45,10 @@ pub struct RequestRecord {
     pub model: Option<String>,
     /// Every request header, names lower-case, repeated values joined with ", ".
     pub headers: BTreeMap<String, String>,
+    /// The request body as received (UTF-8, lossily), so tests can check what a target
+    /// was sent byte for byte.
+    #[serde(default)]
+    pub body: String,
 }
 
 /// A call as the handler saw it; kept cheap (header values are reference-counted) so
@@ -54,6 +58,7 @@ struct Received {
     uri: http::Uri,
     model: Option<String>,
     headers: http::HeaderMap,
+    body: bytes::Bytes,
 }
 
 #[derive(Default)]
@@ -79,6 +84,7 @@ impl Recorder {
         uri: &http::Uri,
         model: Option<&str>,
         headers: &http::HeaderMap,
+        body: &bytes::Bytes,
     ) {
         {
             let mut log = self.lock();
@@ -96,6 +102,7 @@ impl Recorder {
                 uri: uri.clone(),
                 model: model.map(str::to_owned),
                 headers: headers.clone(),
+                body: body.clone(),
             });
             // Counted under the lock so a snapshot never shows more calls than records.
             self.calls.fetch_add(1, Ordering::SeqCst);
@@ -193,6 +200,7 @@ impl Received {
             query: self.uri.query().map(str::to_owned),
             model: self.model.clone(),
             headers,
+            body: String::from_utf8_lossy(&self.body).into_owned(),
         }
     }
 }
@@ -210,7 +218,13 @@ mod tests {
         headers.append("x-multi", "b".parse().expect("valid"));
         let uri: http::Uri = "/v1/messages?beta=true".parse().expect("valid");
         for _ in 0..(RECENT + 5) {
-            rec.record(&http::Method::POST, &uri, Some("m"), &headers);
+            rec.record(
+                &http::Method::POST,
+                &uri,
+                Some("m"),
+                &headers,
+                &bytes::Bytes::from_static(b"{}"),
+            );
         }
         let stats = rec.snapshot();
         assert_eq!(stats.calls, (RECENT + 5) as u64);
@@ -220,6 +234,7 @@ mod tests {
         assert_eq!(last.headers["x-api-key"], "k");
         assert_eq!(last.headers["x-multi"], "a, b");
         assert_eq!(last.query.as_deref(), Some("beta=true"));
+        assert_eq!(last.body, "{}");
         rec.reset();
         assert_eq!(rec.snapshot(), Stats::default());
     }

@@ -14,6 +14,7 @@ use crate::classify::CooldownLimits;
 use crate::hedge::{Hedge, HedgeAfter};
 use crate::limits::LimitsConfig;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::policy::request::RequestSpec;
 use crate::policy::spec::{
     ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
 };
@@ -160,6 +161,8 @@ pub struct Target {
     pub probe: Option<Duration>,
     /// Live state shared across reloads.
     pub state: Arc<TargetState>,
+    /// This target's adaptation of generation calls; `None` sends the app's bytes.
+    pub request: Option<Arc<RequestSpec>>,
 }
 
 impl Target {
@@ -242,6 +245,7 @@ impl Policy {
                             price: t.price.clone(),
                             probe,
                             state,
+                            request: t.request.clone().map(Arc::new),
                         })
                     })
                     .collect();

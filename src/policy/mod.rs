@@ -4,6 +4,7 @@
 
 mod compile;
 pub mod load;
+pub mod request;
 pub mod spec;
 pub mod validate;
 

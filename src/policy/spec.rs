@@ -300,6 +300,9 @@ pub struct TargetSpec {
     /// Active probes for this target, overriding its provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeSpec>,
+    /// Changes to generation calls sent to this target only (system prompt prefix, params).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<super::request::RequestSpec>,
 }
 
 /// Token prices in USD per million tokens.

@@ -345,6 +345,10 @@ impl Validator {
         if let Some(breaker) = &target.circuit_breaker {
             self.breaker(&format!("{at}.circuitBreaker"), breaker, Some(defaults));
         }
+        if let Some(request) = &target.request {
+            let errors = request.validate(&format!("{at}.request"));
+            self.errors.extend(errors);
+        }
     }
 
     /// Checks breaker settings; a target's override is ordered against the policy-wide

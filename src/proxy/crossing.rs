@@ -56,7 +56,8 @@ impl Crossing {
         }
     }
 
-    /// The body to send to the target.
+    /// The body to send to the target: `native` (the app's bytes with the model spliced)
+    /// when dialects match, else the translation.
     pub fn request_body(
         &self,
         native: impl FnOnce() -> Bytes,
@@ -64,12 +65,34 @@ impl Crossing {
         target_model: &str,
         max_tokens: Option<u32>,
     ) -> Result<Bytes, Unsupported> {
+        match self {
+            Crossing::Native => Ok(native()),
+            _ => self
+                .request_value(request, target_model, max_tokens)
+                .map(|value| Bytes::from(value.to_string())),
+        }
+    }
+
+    /// The request as a JSON tree in the target's wire, for a target that changes it
+    /// further (`targets[].request`); a native call is the app's tree with the model set.
+    pub fn request_value(
+        &self,
+        request: Option<&Value>,
+        target_model: &str,
+        max_tokens: Option<u32>,
+    ) -> Result<Value, Unsupported> {
         let translated = match (self, request) {
-            (Crossing::Native, _) => return Ok(native()),
             (_, None) => {
                 return Err(Unsupported(
                     "the request body is not a JSON object".to_owned(),
                 ))
+            }
+            (Crossing::Native, Some(req)) => {
+                let mut value = req.clone();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("model".to_owned(), Value::from(target_model));
+                }
+                value
             }
             (Crossing::OpenaiToAnthropic { .. }, Some(req)) => {
                 translate::openai_to_anthropic_request(
@@ -82,7 +105,7 @@ impl Crossing {
                 translate::anthropic_to_openai_request(req, target_model)?
             }
         };
-        Ok(Bytes::from(translated.to_string()))
+        Ok(translated)
     }
 
     /// A complete (non-streamed) success body in the app's dialect.

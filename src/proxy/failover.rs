@@ -20,6 +20,7 @@ use crate::hedge::{HedgeAfter, AUTO_WITHOUT_BASELINE};
 use crate::metrics::HedgeOutcome;
 use crate::policy::spec::{ApiKind, Strategy};
 use crate::policy::{Policy, Route};
+use crate::proxy::adapt;
 use crate::proxy::attempt::{self, Attempt, AttemptRequest};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::inbound::InboundBody;
@@ -198,12 +199,24 @@ impl<'a> Run<'a> {
         let route = self.route();
         let target = &route.targets[index];
         let model = target.model_for(&self.body.model);
-        let body = crossing.request_body(
-            || self.body.with_model(model),
-            self.parsed(),
-            model,
-            route.max_tokens,
-        )?;
+        let adaptation = target
+            .request
+            .as_deref()
+            .filter(|_| self.operation.is_generation());
+        let body = match adaptation {
+            // No adaptation: the app's bytes, not a re-serialisation of them.
+            None => crossing.request_body(
+                || self.body.with_model(model),
+                self.parsed(),
+                model,
+                route.max_tokens,
+            )?,
+            Some(adaptation) => {
+                let mut value = crossing.request_value(self.parsed(), model, route.max_tokens)?;
+                adapt::apply(&mut value, target.provider.api, adaptation);
+                bytes::Bytes::from(value.to_string())
+            }
+        };
         Ok(Prepared {
             crossing,
             body,

@@ -2,6 +2,7 @@
 //! the failover loop; anything else is a 404 without any upstream call, so the sidecar
 //! is never an open proxy.
 
+pub mod adapt;
 pub mod attempt;
 pub mod crossing;
 pub mod egress;

@@ -146,6 +146,14 @@ impl Operation {
         }
     }
 
+    /// Whether it generates text, so a target's `request` adaptation applies to it.
+    pub fn is_generation(self) -> bool {
+        match self {
+            Operation::Chat | Operation::Messages => true,
+            Operation::Embeddings => false,
+        }
+    }
+
     /// The inbound format.
     pub fn dialect(self) -> ApiKind {
         match self {

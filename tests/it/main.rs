@@ -6,6 +6,7 @@
 
 mod support;
 
+mod adapt;
 mod admin;
 mod cli;
 mod crossing;
@@ -15,6 +16,7 @@ mod fleet;
 mod inbound;
 mod live;
 mod live_file;
+mod status;
 mod streaming;
 mod telemetry;
 mod timing;

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::policy::request::{RequestSpec, RESERVED_PARAMS};
 use crate::policy::spec::{
     ApiKind, AuthSpec, BreakerSpec, DurationStr, KeySource, PriceSpec, ProbeSpec, ProviderSpec,
     RateLimitSpec, RetryBudgetSpec, RouteSpec, Strategy as RouteStrategy, TargetSpec, TimeoutsSpec,
@@ -390,17 +391,40 @@ fn target(names: Vec<String>) -> impl Strategy<Value = TargetSpec> {
         prop::option::of(price),
         prop::option::of(breaker),
         prop::option::of(duration(&["s", "m"], 60)),
+        prop::option::of(request()),
     )
         .prop_map(
-            |(provider, model, weight, price, circuit_breaker, probe)| TargetSpec {
+            |(provider, model, weight, price, circuit_breaker, probe, request)| TargetSpec {
                 provider,
                 model,
                 weight,
                 price,
                 circuit_breaker,
                 probe: probe.map(|interval| ProbeSpec { interval }),
+                request,
             },
         )
+}
+
+/// A valid adaptation: a prefix (which may need YAML quoting) and params, `null` among them.
+fn request() -> impl Strategy<Value = RequestSpec> {
+    let value = prop_oneof![
+        Just(serde_json::Value::Null),
+        (0u32..200).prop_map(|n| serde_json::json!(f64::from(n) / 100.0)),
+        "[a-z ]{1,8}".prop_map(serde_json::Value::from),
+    ];
+    (
+        prop::option::of("[A-Za-z:#' ]{0,10}[A-Za-z]"),
+        prop::collection::btree_map("[a-z_]{1,12}", value, 1..4),
+    )
+        .prop_map(|(system_prefix, mut params)| {
+            params.retain(|k, _| !RESERVED_PARAMS.contains(&k.as_str()));
+            params.insert("temperature".to_owned(), serde_json::json!(0.5));
+            RequestSpec {
+                system_prefix,
+                params,
+            }
+        })
 }
 
 fn valid_spec() -> impl Strategy<Value = PolicySpec> {
