@@ -14,7 +14,7 @@ use crate::classify::CooldownLimits;
 use crate::hedge::{Hedge, HedgeAfter};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::spec::{
-    ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
+    ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy, Wire,
 };
 use crate::proxy::upstream::{Client, Upstreams};
 use crate::target::{Registry, TargetKey, TargetState};
@@ -60,6 +60,8 @@ pub struct Provider {
     pub max_concurrency: u32,
     /// Azure `api-version`.
     pub api_version: Option<String>,
+    /// The protocols it serves natively (`wires`, or its kind's defaults).
+    pub wires: Vec<Wire>,
     /// The pooled client for this provider's connect timeout.
     pub client: Client,
 }
@@ -365,6 +367,10 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
         timeouts,
         max_concurrency: spec.max_concurrency,
         api_version: spec.api_version.clone(),
+        wires: spec
+            .wires
+            .clone()
+            .unwrap_or_else(|| spec.api.default_wires(&spec.base_url).to_vec()),
         client: upstreams.client(timeouts.connect),
     }
 }

@@ -7,10 +7,12 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::policy::spec::ApiKind;
+use crate::policy::spec::{ApiKind, Wire};
+use crate::policy::Provider;
 use crate::proxy::upstream::Operation;
 use crate::translate::{
-    self, AnthropicToOpenaiStream, OpenaiToAnthropicStream, StreamTranslator, Unsupported,
+    self, AnthropicToOpenaiStream, OpenaiToAnthropicStream, ResponsesTrail, StreamTranslator,
+    Unsupported,
 };
 
 /// `max_tokens` for an Anthropic target when neither the request nor the route sets one.
@@ -31,20 +33,31 @@ pub enum Crossing {
 }
 
 impl Crossing {
-    /// The crossing for sending `operation` to a target of `target_api`; `request` is the
-    /// app's parsed body, needed only when dialects differ.
+    /// The crossing for sending `operation` to `provider`: native when the provider
+    /// serves the call's wire (`wires`), else a translation into one it serves; `request`
+    /// is the app's parsed body, needed only when translating.
     pub fn new<'v>(
         operation: Operation,
-        target_api: ApiKind,
+        provider: &Provider,
         request: impl FnOnce() -> Option<&'v Value>,
     ) -> Result<Crossing, Unsupported> {
-        match (operation.dialect(), target_api.dialect()) {
-            (from, to) if from == to => Ok(Crossing::Native),
-            _ if operation == Operation::Embeddings => {
+        let wire = operation.wire();
+        if provider.wires.contains(&wire) {
+            return Ok(Crossing::Native);
+        }
+        let serves_chat = provider.wires.contains(&Wire::Chat);
+        let not_served = || {
+            Unsupported(format!(
+                "provider {} does not serve {} (its wires)",
+                provider.name,
+                wire.as_str()
+            ))
+        };
+        match (wire, provider.api) {
+            (Wire::Embeddings, ApiKind::Anthropic) => {
                 Err(Unsupported("Anthropic has no embeddings API".to_owned()))
             }
-            (ApiKind::Anthropic, _) => Ok(Crossing::AnthropicToOpenai),
-            _ => {
+            (Wire::Chat, ApiKind::Anthropic) => {
                 let include_usage = request()
                     .and_then(|r| {
                         r.pointer("/stream_options/include_usage")
@@ -53,6 +66,23 @@ impl Crossing {
                     .unwrap_or(false);
                 Ok(Crossing::OpenaiToAnthropic { include_usage })
             }
+            (Wire::Messages, ApiKind::Openai | ApiKind::AzureOpenai) if serves_chat => {
+                Ok(Crossing::AnthropicToOpenai)
+            }
+            (Wire::Responses, _)
+            | (Wire::Messages, _)
+            | (Wire::Chat | Wire::Embeddings, ApiKind::Openai | ApiKind::AzureOpenai) => {
+                Err(not_served())
+            }
+        }
+    }
+
+    /// The wire the target is spoken to in: the call's own, or its translation's.
+    pub fn upstream_wire(&self, operation: Operation) -> Wire {
+        match self {
+            Crossing::Native => operation.wire(),
+            Crossing::OpenaiToAnthropic { .. } => Wire::Messages,
+            Crossing::AnthropicToOpenai => Wire::Chat,
         }
     }
 
@@ -113,10 +143,18 @@ impl Crossing {
         )
     }
 
-    /// The incremental stream translator, when dialects differ.
-    pub fn stream_translator(&self, requested_model: &str) -> Option<Box<dyn StreamTranslator>> {
+    /// The incremental stream translator, when wires differ; a native Responses stream
+    /// gets a trail, so a break after the commit point can end it with `response.failed`.
+    pub fn stream_translator(
+        &self,
+        inbound: Wire,
+        requested_model: &str,
+    ) -> Option<Box<dyn StreamTranslator>> {
         match self {
-            Crossing::Native => None,
+            Crossing::Native => match inbound {
+                Wire::Responses => Some(Box::new(ResponsesTrail::new())),
+                Wire::Chat | Wire::Embeddings | Wire::Messages => None,
+            },
             Crossing::OpenaiToAnthropic { include_usage } => Some(Box::new(
                 AnthropicToOpenaiStream::new(requested_model, *include_usage),
             )),

@@ -15,6 +15,7 @@ mod error;
 mod request_to_anthropic;
 mod request_to_openai;
 mod response;
+mod responses_trail;
 mod stream_to_anthropic;
 mod stream_to_openai;
 
@@ -29,6 +30,7 @@ pub use error::{error_to_anthropic, error_to_openai};
 pub use request_to_anthropic::openai_to_anthropic_request;
 pub use request_to_openai::{anthropic_to_openai_request, embeddings_to_anthropic};
 pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
+pub use responses_trail::ResponsesTrail;
 pub use stream_to_anthropic::OpenaiToAnthropicStream;
 pub use stream_to_openai::AnthropicToOpenaiStream;
 
@@ -57,6 +59,13 @@ pub trait StreamTranslator: Send {
     /// that ended before its terminal event closes with an error event, never with a
     /// clean end that would pass a truncated answer off as complete.
     fn finish(&mut self) -> Vec<Bytes>;
+    /// The stream broke after its commit point (`code` says how): the events that end
+    /// the output stream as failed, or `None` when the proxy's generic error event of
+    /// the app's wire says it well enough.
+    fn fail(&mut self, code: &str, message: &str) -> Option<Vec<Bytes>> {
+        let _ = (code, message);
+        None
+    }
 }
 
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.

@@ -13,6 +13,7 @@ mod failover;
 mod inbound;
 mod live;
 mod live_file;
+mod responses;
 mod streaming;
 mod telemetry;
 mod timing;

@@ -364,6 +364,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 timeouts,
                 max_concurrency,
                 api_version: (api == ApiKind::AzureOpenai).then(|| "2024-10-21".to_owned()),
+                wires: None,
             },
         )
 }
