@@ -11,8 +11,8 @@ use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::Provider;
 use crate::proxy::upstream::Operation;
 use crate::translate::{
-    self, AnthropicToOpenaiStream, OpenaiToAnthropicStream, ResponsesTrail, StreamTranslator,
-    Unsupported,
+    self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, OpenaiToAnthropicStream,
+    ResponsesTrail, StreamTranslator, Unsupported,
 };
 
 /// `max_tokens` for an Anthropic target when neither the request nor the route sets one.
@@ -30,6 +30,10 @@ pub enum Crossing {
     },
     /// The app speaks Anthropic, the target OpenAI.
     AnthropicToOpenai,
+    /// The app speaks Responses, the target only Chat Completions.
+    ResponsesToChat,
+    /// The app speaks Responses, the target Anthropic: through Chat (the hub).
+    ResponsesToAnthropic,
 }
 
 impl Crossing {
@@ -69,6 +73,10 @@ impl Crossing {
             (Wire::Messages, ApiKind::Openai | ApiKind::AzureOpenai) if serves_chat => {
                 Ok(Crossing::AnthropicToOpenai)
             }
+            (Wire::Responses, ApiKind::Openai | ApiKind::AzureOpenai) if serves_chat => {
+                Ok(Crossing::ResponsesToChat)
+            }
+            (Wire::Responses, ApiKind::Anthropic) => Ok(Crossing::ResponsesToAnthropic),
             (Wire::Responses, _)
             | (Wire::Messages, _)
             | (Wire::Chat | Wire::Embeddings, ApiKind::Openai | ApiKind::AzureOpenai) => {
@@ -81,8 +89,8 @@ impl Crossing {
     pub fn upstream_wire(&self, operation: Operation) -> Wire {
         match self {
             Crossing::Native => operation.wire(),
-            Crossing::OpenaiToAnthropic { .. } => Wire::Messages,
-            Crossing::AnthropicToOpenai => Wire::Chat,
+            Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => Wire::Messages,
+            Crossing::AnthropicToOpenai | Crossing::ResponsesToChat => Wire::Chat,
         }
     }
 
@@ -111,6 +119,17 @@ impl Crossing {
             (Crossing::AnthropicToOpenai, Some(req)) => {
                 translate::anthropic_to_openai_request(req, target_model)?
             }
+            (Crossing::ResponsesToChat, Some(req)) => {
+                translate::responses_to_chat_request(req, target_model)?
+            }
+            (Crossing::ResponsesToAnthropic, Some(req)) => {
+                let chat = translate::responses_to_chat_request(req, target_model)?;
+                translate::openai_to_anthropic_request(
+                    &chat,
+                    target_model,
+                    max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                )?
+            }
         };
         Ok(Bytes::from(translated.to_string()))
     }
@@ -121,6 +140,11 @@ impl Crossing {
             Crossing::Native => return body,
             Crossing::OpenaiToAnthropic { .. } => translate::anthropic_to_openai_response,
             Crossing::AnthropicToOpenai => translate::openai_to_anthropic_response,
+            Crossing::ResponsesToChat => translate::chat_to_responses_response,
+            Crossing::ResponsesToAnthropic => |reply, model| {
+                let chat = translate::anthropic_to_openai_response(reply, model);
+                translate::chat_to_responses_response(&chat, model)
+            },
         };
         match serde_json::from_slice::<Value>(&body) {
             Ok(value) => Bytes::from(convert(&value, requested_model).to_string()),
@@ -131,8 +155,9 @@ impl Crossing {
     /// A provider's error, passed back in the app's dialect.
     pub fn error_body(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
         let (code, value) = match self {
-            Crossing::Native => return (status, body),
-            Crossing::OpenaiToAnthropic { .. } => {
+            // Chat errors are already in the shape Responses SDKs parse.
+            Crossing::Native | Crossing::ResponsesToChat => return (status, body),
+            Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => {
                 translate::error_to_openai(status.as_u16(), &body)
             }
             Crossing::AnthropicToOpenai => translate::error_to_anthropic(status.as_u16(), &body),
@@ -161,6 +186,14 @@ impl Crossing {
             Crossing::AnthropicToOpenai => {
                 Some(Box::new(OpenaiToAnthropicStream::new(requested_model)))
             }
+            Crossing::ResponsesToChat => {
+                Some(Box::new(ChatToResponsesStream::new(requested_model)))
+            }
+            // Usage is asked for: `response.completed` carries it.
+            Crossing::ResponsesToAnthropic => Some(Box::new(Chained::new(
+                Box::new(AnthropicToOpenaiStream::new(requested_model, true)),
+                Box::new(ChatToResponsesStream::new(requested_model)),
+            ))),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! OpenAI Chat Completions ⇄ Anthropic Messages translation: requests, responses, SSE
-//! streams and provider errors, so a chain can fail over across vendors unnoticed.
+//! streams and provider errors, so a chain can fail over across vendors unnoticed; and
+//! OpenAI Responses → Chat Completions (the hub), which Responses → Anthropic composes
+//! with rather than having a converter of its own.
 //!
 //! Invariant: a translation is either faithful or refused. Whatever the target dialect
 //! cannot express (`n > 1`, logprobs, audio, server tools, …) yields [`Unsupported`] with
@@ -15,6 +17,9 @@ mod error;
 mod request_to_anthropic;
 mod request_to_openai;
 mod response;
+mod responses_reply;
+mod responses_request;
+mod responses_stream;
 mod responses_trail;
 mod stream_to_anthropic;
 mod stream_to_openai;
@@ -30,6 +35,9 @@ pub use error::{error_to_anthropic, error_to_openai};
 pub use request_to_anthropic::openai_to_anthropic_request;
 pub use request_to_openai::{anthropic_to_openai_request, embeddings_to_anthropic};
 pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
+pub use responses_reply::chat_to_responses_response;
+pub use responses_request::responses_to_chat_request;
+pub use responses_stream::{Chained, ChatToResponsesStream};
 pub use responses_trail::ResponsesTrail;
 pub use stream_to_anthropic::OpenaiToAnthropicStream;
 pub use stream_to_openai::AnthropicToOpenaiStream;

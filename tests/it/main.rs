@@ -14,6 +14,7 @@ mod inbound;
 mod live;
 mod live_file;
 mod responses;
+mod responses_crossed;
 mod streaming;
 mod telemetry;
 mod timing;

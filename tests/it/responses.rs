@@ -60,7 +60,7 @@ routes:
     )
 }
 
-async fn setup() -> (MockServer, MockServer, Sidecar) {
+pub async fn setup() -> (MockServer, MockServer, Sidecar) {
     provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
@@ -68,13 +68,13 @@ async fn setup() -> (MockServer, MockServer, Sidecar) {
     (primary, secondary, sidecar)
 }
 
-fn body(model: &str, stream: bool) -> String {
+pub fn body(model: &str, stream: bool) -> String {
     json!({"model": model, "stream": stream, "input": "hello", "x_unknown": {"kept": true}})
         .to_string()
 }
 
 /// The events of a streamed Responses call, as JSON data.
-async fn stream(sidecar: &Sidecar, request: &str) -> (http::HeaderMap, Vec<Value>) {
+pub async fn stream(sidecar: &Sidecar, request: &str) -> (http::HeaderMap, Vec<Value>) {
     let response = post_stream(&sidecar.url("/v1/responses"), request).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
@@ -89,11 +89,11 @@ async fn stream(sidecar: &Sidecar, request: &str) -> (http::HeaderMap, Vec<Value
     (headers, events)
 }
 
-fn kinds(events: &[Value]) -> Vec<&str> {
+pub fn kinds(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
 
-fn text_of(events: &[Value]) -> String {
+pub fn text_of(events: &[Value]) -> String {
     events
         .iter()
         .filter(|e| e["type"] == "response.output_text.delta")
