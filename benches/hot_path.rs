@@ -9,7 +9,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::header::{HeaderMap, HeaderValue};
 use switchyard::policy::load::decode_and_validate;
-use switchyard::policy::spec::{ApiKind, Strategy};
+use switchyard::policy::spec::{ApiKind, Strategy, Wire};
 use switchyard::proxy::inbound::InboundBody;
 use switchyard::proxy::plan;
 use switchyard::proxy::upstream::{build_request, Operation};
@@ -94,7 +94,7 @@ fn hot_path(c: &mut Criterion) {
             let model = target.model_for(&inbound.model);
             let request = build_request(
                 &target.provider,
-                Operation::Chat,
+                (Operation::Chat, Wire::Chat),
                 model,
                 &headers,
                 inbound.with_model(model),

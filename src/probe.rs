@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
 use crate::classify::{classify_response, Outcome};
-use crate::policy::spec::ApiKind;
+use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::{Policy, Target};
 use crate::proxy::events::body_usage;
 use crate::proxy::upstream::{build_request, Operation};
@@ -118,10 +118,10 @@ async fn probe(policy: Arc<Policy>, route: usize, index: usize) {
 async fn call(policy: &Policy, target: &Target) -> Outcome {
     let provider = &target.provider;
     let model = target.model.as_deref().unwrap_or_default();
-    let (operation, body) = synthetic(provider.api, model);
+    let (operation, wire, body) = synthetic(provider.api, model);
     let (Ok(client), Ok(request)) = (
         &provider.client,
-        build_request(provider, operation, model, &HeaderMap::new(), body),
+        build_request(provider, (operation, wire), model, &HeaderMap::new(), body),
     ) else {
         // No client: unusable TLS files, already logged when the policy compiled.
         return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
@@ -145,7 +145,7 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
         Err(_) => Outcome::Failure(crate::classify::FailReason::Stalled),
         Ok(Err(err)) => Outcome::Failure(crate::proxy::unreachable::classify(&err)),
         Ok(Ok((parts, bytes))) if parts.status.is_success() => {
-            let usage = body_usage(provider.api, &bytes);
+            let usage = body_usage(wire, &bytes);
             target
                 .state
                 .metrics
@@ -163,17 +163,19 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
 }
 
 /// The smallest call each API answers: one user word, one output token.
-fn synthetic(api: ApiKind, model: &str) -> (Operation, Bytes) {
+fn synthetic(api: ApiKind, model: &str) -> (Operation, Wire, Bytes) {
     let messages = json!([{"role": "user", "content": "ping"}]);
-    let (operation, body) = match api {
+    let (operation, wire, body) = match api {
         ApiKind::Anthropic => (
             Operation::Messages,
+            Wire::Messages,
             json!({"model": model, "max_tokens": 1, "messages": messages}),
         ),
         ApiKind::Openai | ApiKind::AzureOpenai => (
             Operation::Chat,
+            Wire::Chat,
             json!({"model": model, "max_completion_tokens": 1, "messages": messages}),
         ),
     };
-    (operation, Bytes::from(body.to_string()))
+    (operation, wire, Bytes::from(body.to_string()))
 }

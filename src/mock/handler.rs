@@ -20,7 +20,7 @@ use super::body::{self, Body};
 use super::command::Command;
 use super::reply::{self, Reply};
 use super::stats::Recorder;
-use super::{anthropic, openai, Faults};
+use super::{anthropic, openai, responses, Faults};
 
 /// The response header that names the mock that answered.
 pub const MOCK_NAME_HEADER: &str = "x-mock-name";
@@ -119,12 +119,13 @@ enum Endpoint {
     Chat,
     Embeddings,
     Messages,
+    Responses,
 }
 
 impl Endpoint {
     fn api(self) -> Api {
         match self {
-            Endpoint::Chat | Endpoint::Embeddings => Api::OpenAi,
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => Api::OpenAi,
             Endpoint::Messages => Api::Anthropic,
         }
     }
@@ -145,6 +146,10 @@ fn route(path: &str) -> Route<'_> {
         "/_mock/reset" => return Route::Reset,
         _ => {}
     }
+    // Azure's Responses API names the deployment in the body, not the path.
+    if path == "/openai/responses" {
+        return Route::Provider(Endpoint::Responses, None);
+    }
     if let Some(rest) = path.strip_prefix("/openai/deployments/") {
         return match rest.split_once('/') {
             Some((deployment, "chat/completions")) => {
@@ -161,6 +166,7 @@ fn route(path: &str) -> Route<'_> {
         "/chat/completions" => Route::Provider(Endpoint::Chat, None),
         "/embeddings" => Route::Provider(Endpoint::Embeddings, None),
         "/messages" => Route::Provider(Endpoint::Messages, None),
+        "/responses" => Route::Provider(Endpoint::Responses, None),
         _ => Route::Unknown,
     }
 }
@@ -278,6 +284,11 @@ async fn provider(
             let plan = openai::completion_stream(&reply, request.include_usage(), &faults);
             ok_sse(body::stream(plan, &faults))
         }
+        (Endpoint::Responses, false) => ok_json(body::single(responses::response(&reply), &faults)),
+        (Endpoint::Responses, true) => ok_sse(body::stream(
+            responses::response_stream(&reply, &faults),
+            &faults,
+        )),
         (Endpoint::Messages, false) => ok_json(body::single(anthropic::message(&reply), &faults)),
         (Endpoint::Messages, true) => ok_sse(body::stream(
             anthropic::message_stream(&reply, &faults),

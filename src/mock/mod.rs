@@ -12,6 +12,7 @@ mod faults;
 mod handler;
 mod openai;
 mod reply;
+mod responses;
 mod server;
 mod stats;
 #[cfg(test)]

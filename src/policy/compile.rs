@@ -16,7 +16,7 @@ use crate::limits::LimitsConfig;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::request::RequestSpec;
 use crate::policy::spec::{
-    ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy,
+    ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy, Wire,
 };
 use crate::proxy::tls::{TlsFileError, TlsMaterial};
 use crate::proxy::upstream::{Client, Upstreams};
@@ -63,6 +63,8 @@ pub struct Provider {
     pub max_concurrency: u32,
     /// Azure `api-version`.
     pub api_version: Option<String>,
+    /// The protocols it serves natively (`wires`, or its kind's defaults).
+    pub wires: Vec<Wire>,
     /// The pooled client for this provider's connect timeout and TLS identity, or why
     /// its TLS files give none (the target is then skipped as `config`).
     pub client: Result<Client, TlsFileError>,
@@ -423,6 +425,10 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
         timeouts,
         max_concurrency: spec.max_concurrency,
         api_version: spec.api_version.clone(),
+        wires: spec
+            .wires
+            .clone()
+            .unwrap_or_else(|| spec.api.default_wires(&spec.base_url).to_vec()),
         client,
         tls,
     }

@@ -68,6 +68,27 @@ impl ApiKind {
         }
     }
 
+    /// The protocols a provider of this kind can serve at all; `wires` picks among them.
+    pub fn possible_wires(self) -> &'static [Wire] {
+        match self {
+            ApiKind::Openai | ApiKind::AzureOpenai => {
+                &[Wire::Chat, Wire::Embeddings, Wire::Responses]
+            }
+            ApiKind::Anthropic => &[Wire::Messages],
+        }
+    }
+
+    /// The protocols a provider of this kind at `base_url` serves when `wires` is left
+    /// out: only OpenAI's own API and Azure serve Responses; other OpenAI-compatible
+    /// servers (vLLM, Groq, DeepSeek...) mostly do not.
+    pub fn default_wires(self, base_url: &str) -> &'static [Wire] {
+        match self {
+            ApiKind::Openai if is_openai_host(base_url) => self.possible_wires(),
+            ApiKind::Openai => &[Wire::Chat, Wire::Embeddings],
+            ApiKind::AzureOpenai | ApiKind::Anthropic => self.possible_wires(),
+        }
+    }
+
     /// The name used in policies, metrics and headers.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,6 +97,42 @@ impl ApiKind {
             ApiKind::AzureOpenai => "azure-openai",
         }
     }
+}
+
+/// A protocol a call speaks on the wire, independent of who serves it: a provider lists
+/// the ones it serves natively (`wires`), and a call in another one is translated.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wire {
+    /// OpenAI Chat Completions.
+    Chat,
+    /// OpenAI Embeddings.
+    Embeddings,
+    /// OpenAI Responses (the Open Responses specification).
+    Responses,
+    /// Anthropic Messages (and its token counting).
+    Messages,
+}
+
+impl Wire {
+    /// The name used in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wire::Chat => "chat",
+            Wire::Embeddings => "embeddings",
+            Wire::Responses => "responses",
+            Wire::Messages => "messages",
+        }
+    }
+}
+
+/// Whether a base URL is OpenAI's own API host.
+fn is_openai_host(base_url: &str) -> bool {
+    base_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .is_some_and(|host| host.eq_ignore_ascii_case("api.openai.com"))
 }
 
 /// One upstream API endpoint with its credentials and limits.
@@ -104,6 +161,10 @@ pub struct ProviderSpec {
     /// Azure OpenAI only: the `api-version` query parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// The protocols this provider serves natively; left out, the defaults of its kind
+    /// (DESIGN §3): a call in another protocol is translated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wires: Option<Vec<Wire>>,
     /// https only: extra trust roots and a client certificate, for internal model servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,

@@ -143,6 +143,25 @@ impl Validator {
             if let Some(tls) = &p.tls {
                 self.tls(&at, &p.base_url, tls);
             }
+            self.wires(&at, p);
+        }
+    }
+
+    fn wires(&mut self, at: &str, p: &ProviderSpec) {
+        let possible = p.api.possible_wires();
+        for (i, wire) in p.wires.iter().flatten().enumerate() {
+            if !possible.contains(wire) {
+                let names: Vec<&str> = possible.iter().map(|w| w.as_str()).collect();
+                self.err(
+                    format!("{at}.wires[{i}]"),
+                    format!(
+                        "api {} cannot serve {}; it serves {}",
+                        p.api.as_str(),
+                        wire.as_str(),
+                        names.join(", ")
+                    ),
+                );
+            }
         }
     }
 

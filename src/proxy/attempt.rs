@@ -107,9 +107,10 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
         no_life,
         req.deadline,
     );
+    let upstream_wire = req.crossing.upstream_wire(req.operation);
     let Ok(mut upstream_request) = build_request(
         provider,
-        req.operation,
+        (req.operation, upstream_wire),
         req.model,
         req.headers,
         req.body.clone(),
@@ -160,7 +161,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
     match read_all(body, watch.after_first_byte()).await {
         Ok(bytes) => {
             spans::completion(span, req.policy.capture_content, &bytes);
-            let usage = body_usage(provider.api, &bytes);
+            let usage = body_usage(upstream_wire, &bytes);
             settle.finish(Ok(usage));
             let body = req.crossing.response_body(bytes, req.requested_model);
             Attempt::Answered(passback(parts.status, &parts.headers, body))
@@ -230,14 +231,17 @@ async fn stream_until_commit(
     let provider = &req.target().provider;
     let mut parser = Parser::new();
     let mut held = VecDeque::new();
-    let mut translator = req.crossing.stream_translator(req.requested_model);
+    let upstream_wire = req.crossing.upstream_wire(req.operation);
+    let mut translator = req
+        .crossing
+        .stream_translator(req.operation.wire(), req.requested_model);
     let mut usage = Usage::default();
     let mut last_life = Instant::now();
     let failure = loop {
         let (wake, limit) = watch.next(last_life, false);
         let frame = match timeout_at(wake, upstream.frame()).await {
-            Err(_) => break limit,
-            Ok(None) | Ok(Some(Err(_))) => break FailReason::Cut,
+            Err(_) => break Outcome::Failure(limit),
+            Ok(None) | Ok(Some(Err(_))) => break Outcome::Failure(FailReason::Cut),
             Ok(Some(Ok(frame))) => frame,
         };
         last_life = Instant::now();
@@ -247,10 +251,18 @@ async fn stream_until_commit(
         parser.push(&data);
         let mut commit = None;
         while let Some(event) = parser.next_event() {
-            match inspect(provider.api, &event, &mut usage) {
+            match inspect(upstream_wire, &event, &mut usage) {
                 EventKind::Lifecycle => emit(&mut translator, event, &mut held),
                 EventKind::Error => {
-                    commit = Some(Err(FailReason::StreamError));
+                    commit = Some(Err(Outcome::Failure(FailReason::StreamError)));
+                    break;
+                }
+                EventKind::Throttled => {
+                    // An in-band rate limit says nothing of how long: the default rest.
+                    commit = Some(Err(Outcome::Throttled {
+                        cooldown: req.policy.cooldowns.default,
+                        quota_exhausted: false,
+                    }));
                     break;
                 }
                 kind @ (EventKind::Content | EventKind::End) => {
@@ -265,7 +277,7 @@ async fn stream_until_commit(
         }
         match commit {
             None => continue,
-            Some(Err(reason)) => break reason,
+            Some(Err(outcome)) => break outcome,
             Some(Ok(ended)) => {
                 settle.first_byte = started.elapsed();
                 let committed = Committed {
@@ -278,7 +290,7 @@ async fn stream_until_commit(
                 };
                 let body = StreamBody::new(
                     committed,
-                    (provider.api, req.operation.dialect()),
+                    (upstream_wire, req.operation.wire()),
                     provider.timeouts.idle,
                     req.app_deadline,
                     settle,
@@ -291,7 +303,7 @@ async fn stream_until_commit(
         }
     };
     let Settle { admission, .. } = settle;
-    fail(admission, Outcome::Failure(failure), true, started)
+    fail(admission, failure, true, started)
 }
 
 /// Records a failed attempt and reports it to the failover loop. A timeout or a stall

@@ -7,10 +7,12 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::policy::spec::ApiKind;
+use crate::policy::spec::{ApiKind, Wire};
+use crate::policy::Provider;
 use crate::proxy::upstream::Operation;
 use crate::translate::{
-    self, AnthropicToOpenaiStream, OpenaiToAnthropicStream, StreamTranslator, Unsupported,
+    self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, OpenaiToAnthropicStream,
+    ResponsesTrail, StreamTranslator, Unsupported,
 };
 
 /// `max_tokens` for an Anthropic target when neither the request nor the route sets one.
@@ -28,23 +30,38 @@ pub enum Crossing {
     },
     /// The app speaks Anthropic, the target OpenAI.
     AnthropicToOpenai,
+    /// The app speaks Responses, the target only Chat Completions.
+    ResponsesToChat,
+    /// The app speaks Responses, the target Anthropic: through Chat (the hub).
+    ResponsesToAnthropic,
 }
 
 impl Crossing {
-    /// The crossing for sending `operation` to a target of `target_api`; `request` is the
-    /// app's parsed body, needed only when dialects differ.
+    /// The crossing for sending `operation` to `provider`: native when the provider
+    /// serves the call's wire (`wires`), else a translation into one it serves; `request`
+    /// is the app's parsed body, needed only when translating.
     pub fn new<'v>(
         operation: Operation,
-        target_api: ApiKind,
+        provider: &Provider,
         request: impl FnOnce() -> Option<&'v Value>,
     ) -> Result<Crossing, Unsupported> {
-        match (operation.dialect(), target_api.dialect()) {
-            (from, to) if from == to => Ok(Crossing::Native),
-            _ if operation == Operation::Embeddings => {
+        let wire = operation.wire();
+        if provider.wires.contains(&wire) {
+            return Ok(Crossing::Native);
+        }
+        let serves_chat = provider.wires.contains(&Wire::Chat);
+        let not_served = || {
+            Unsupported(format!(
+                "provider {} does not serve {} (its wires)",
+                provider.name,
+                wire.as_str()
+            ))
+        };
+        match (wire, provider.api) {
+            (Wire::Embeddings, ApiKind::Anthropic) => {
                 Err(Unsupported("Anthropic has no embeddings API".to_owned()))
             }
-            (ApiKind::Anthropic, _) => Ok(Crossing::AnthropicToOpenai),
-            _ => {
+            (Wire::Chat, ApiKind::Anthropic) => {
                 let include_usage = request()
                     .and_then(|r| {
                         r.pointer("/stream_options/include_usage")
@@ -53,6 +70,27 @@ impl Crossing {
                     .unwrap_or(false);
                 Ok(Crossing::OpenaiToAnthropic { include_usage })
             }
+            (Wire::Messages, ApiKind::Openai | ApiKind::AzureOpenai) if serves_chat => {
+                Ok(Crossing::AnthropicToOpenai)
+            }
+            (Wire::Responses, ApiKind::Openai | ApiKind::AzureOpenai) if serves_chat => {
+                Ok(Crossing::ResponsesToChat)
+            }
+            (Wire::Responses, ApiKind::Anthropic) => Ok(Crossing::ResponsesToAnthropic),
+            (Wire::Responses, _)
+            | (Wire::Messages, _)
+            | (Wire::Chat | Wire::Embeddings, ApiKind::Openai | ApiKind::AzureOpenai) => {
+                Err(not_served())
+            }
+        }
+    }
+
+    /// The wire the target is spoken to in: the call's own, or its translation's.
+    pub fn upstream_wire(&self, operation: Operation) -> Wire {
+        match self {
+            Crossing::Native => operation.wire(),
+            Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => Wire::Messages,
+            Crossing::AnthropicToOpenai | Crossing::ResponsesToChat => Wire::Chat,
         }
     }
 
@@ -104,6 +142,17 @@ impl Crossing {
             (Crossing::AnthropicToOpenai, Some(req)) => {
                 translate::anthropic_to_openai_request(req, target_model)?
             }
+            (Crossing::ResponsesToChat, Some(req)) => {
+                translate::responses_to_chat_request(req, target_model)?
+            }
+            (Crossing::ResponsesToAnthropic, Some(req)) => {
+                let chat = translate::responses_to_chat_request(req, target_model)?;
+                translate::openai_to_anthropic_request(
+                    &chat,
+                    target_model,
+                    max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                )?
+            }
         };
         Ok(translated)
     }
@@ -114,6 +163,11 @@ impl Crossing {
             Crossing::Native => return body,
             Crossing::OpenaiToAnthropic { .. } => translate::anthropic_to_openai_response,
             Crossing::AnthropicToOpenai => translate::openai_to_anthropic_response,
+            Crossing::ResponsesToChat => translate::chat_to_responses_response,
+            Crossing::ResponsesToAnthropic => |reply, model| {
+                let chat = translate::anthropic_to_openai_response(reply, model);
+                translate::chat_to_responses_response(&chat, model)
+            },
         };
         match serde_json::from_slice::<Value>(&body) {
             Ok(value) => Bytes::from(convert(&value, requested_model).to_string()),
@@ -124,8 +178,9 @@ impl Crossing {
     /// A provider's error, passed back in the app's dialect.
     pub fn error_body(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
         let (code, value) = match self {
-            Crossing::Native => return (status, body),
-            Crossing::OpenaiToAnthropic { .. } => {
+            // Chat errors are already in the shape Responses SDKs parse.
+            Crossing::Native | Crossing::ResponsesToChat => return (status, body),
+            Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => {
                 translate::error_to_openai(status.as_u16(), &body)
             }
             Crossing::AnthropicToOpenai => translate::error_to_anthropic(status.as_u16(), &body),
@@ -136,16 +191,32 @@ impl Crossing {
         )
     }
 
-    /// The incremental stream translator, when dialects differ.
-    pub fn stream_translator(&self, requested_model: &str) -> Option<Box<dyn StreamTranslator>> {
+    /// The incremental stream translator, when wires differ; a native Responses stream
+    /// gets a trail, so a break after the commit point can end it with `response.failed`.
+    pub fn stream_translator(
+        &self,
+        inbound: Wire,
+        requested_model: &str,
+    ) -> Option<Box<dyn StreamTranslator>> {
         match self {
-            Crossing::Native => None,
+            Crossing::Native => match inbound {
+                Wire::Responses => Some(Box::new(ResponsesTrail::new())),
+                Wire::Chat | Wire::Embeddings | Wire::Messages => None,
+            },
             Crossing::OpenaiToAnthropic { include_usage } => Some(Box::new(
                 AnthropicToOpenaiStream::new(requested_model, *include_usage),
             )),
             Crossing::AnthropicToOpenai => {
                 Some(Box::new(OpenaiToAnthropicStream::new(requested_model)))
             }
+            Crossing::ResponsesToChat => {
+                Some(Box::new(ChatToResponsesStream::new(requested_model)))
+            }
+            // Usage is asked for: `response.completed` carries it.
+            Crossing::ResponsesToAnthropic => Some(Box::new(Chained::new(
+                Box::new(AnthropicToOpenaiStream::new(requested_model, true)),
+                Box::new(ChatToResponsesStream::new(requested_model)),
+            ))),
         }
     }
 }

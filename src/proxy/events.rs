@@ -5,7 +5,8 @@
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::policy::spec::ApiKind;
+use crate::policy::spec::Wire;
+use crate::proxy::responses_events;
 use crate::sse::Event;
 
 /// The role of one event in a stream.
@@ -19,6 +20,9 @@ pub enum EventKind {
     End,
     /// An in-band error: the stream failed.
     Error,
+    /// An in-band rate-limit error (a Responses `response.failed` or `error` event with
+    /// `rate_limit_exceeded`): a throttle, not an outage.
+    Throttled,
 }
 
 /// Tokens and the finish reason reported so far.
@@ -47,7 +51,8 @@ const FINISH_REASONS: [&str; 11] = [
     "refusal",
 ];
 
-fn finish_reason(reported: &str) -> &'static str {
+/// The `'static` name of a finish reason a provider reported, `other` if unknown.
+pub fn finish_reason(reported: &str) -> &'static str {
     FINISH_REASONS
         .iter()
         .find(|r| **r == reported)
@@ -120,14 +125,15 @@ pub struct AnthropicUsage {
     output_tokens: Option<u64>,
 }
 
-/// Classifies one event of a stream in `dialect`, adding any usage it reports.
-pub fn inspect(dialect: ApiKind, event: &Event, usage: &mut Usage) -> EventKind {
+/// Classifies one event of a stream in `wire`, adding any usage it reports.
+pub fn inspect(wire: Wire, event: &Event, usage: &mut Usage) -> EventKind {
     if event.is_comment() {
         return EventKind::Lifecycle;
     }
-    match dialect.dialect() {
-        ApiKind::Anthropic => inspect_anthropic(event, usage),
-        _ => inspect_openai(event, usage),
+    match wire {
+        Wire::Messages => inspect_anthropic(event, usage),
+        Wire::Chat | Wire::Embeddings => inspect_openai(event, usage),
+        Wire::Responses => responses_events::inspect(event, usage),
     }
 }
 
@@ -220,11 +226,12 @@ struct WithAnthropicUsage<'a> {
     stop_reason: Option<&'a str>,
 }
 
-/// Usage reported by a complete (non-streamed) response body.
-pub fn body_usage(dialect: ApiKind, body: &[u8]) -> Usage {
+/// Usage reported by a complete (non-streamed) response body in `wire`.
+pub fn body_usage(wire: Wire, body: &[u8]) -> Usage {
     let mut usage = Usage::default();
-    match dialect.dialect() {
-        ApiKind::Anthropic => {
+    match wire {
+        Wire::Responses => return responses_events::body_usage(body),
+        Wire::Messages => {
             if let Ok(reply) = serde_json::from_slice::<WithAnthropicUsage<'_>>(body) {
                 if let Some(u) = reply.usage {
                     add_anthropic(&u, &mut usage);
@@ -232,7 +239,7 @@ pub fn body_usage(dialect: ApiKind, body: &[u8]) -> Usage {
                 usage.finish = reply.stop_reason.map(finish_reason);
             }
         }
-        _ => {
+        Wire::Chat | Wire::Embeddings => {
             if let Ok(reply) = serde_json::from_slice::<WithOpenaiUsage<'_>>(body) {
                 if let Some(u) = reply.usage {
                     usage.input = u.prompt_tokens;
@@ -267,12 +274,12 @@ mod tests {
         let mut u = Usage::default();
         let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
         assert_eq!(
-            inspect(ApiKind::Openai, &ev(None, role), &mut u),
+            inspect(Wire::Chat, &ev(None, role), &mut u),
             EventKind::Lifecycle
         );
         let text = r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
         assert_eq!(
-            inspect(ApiKind::Openai, &ev(None, text), &mut u),
+            inspect(Wire::Chat, &ev(None, text), &mut u),
             EventKind::Content
         );
         for reasoning in [
@@ -280,41 +287,41 @@ mod tests {
             r#"{"choices":[{"index":0,"delta":{"reasoning":"Let me think"}}]}"#,
         ] {
             assert_eq!(
-                inspect(ApiKind::Openai, &ev(None, reasoning), &mut u),
+                inspect(Wire::Chat, &ev(None, reasoning), &mut u),
                 EventKind::Content,
                 "{reasoning}"
             );
         }
         let empty_reasoning = r#"{"choices":[{"index":0,"delta":{"reasoning_content":""}}]}"#;
         assert_eq!(
-            inspect(ApiKind::Openai, &ev(None, empty_reasoning), &mut u),
+            inspect(Wire::Chat, &ev(None, empty_reasoning), &mut u),
             EventKind::Lifecycle
         );
         let tool = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}"#;
         assert_eq!(
-            inspect(ApiKind::Openai, &ev(None, tool), &mut u),
+            inspect(Wire::Chat, &ev(None, tool), &mut u),
             EventKind::Content
         );
         let usage =
             r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}"#;
         assert_eq!(
-            inspect(ApiKind::Openai, &ev(None, usage), &mut u),
+            inspect(Wire::Chat, &ev(None, usage), &mut u),
             EventKind::Lifecycle
         );
         assert_eq!((u.input, u.output), (7, 3));
         let finish = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#;
-        inspect(ApiKind::Openai, &ev(None, finish), &mut u);
+        inspect(Wire::Chat, &ev(None, finish), &mut u);
         assert_eq!(u.finish, Some("tool_calls"));
         assert_eq!(
             inspect(
-                ApiKind::Openai,
+                Wire::Chat,
                 &ev(None, r#"{"error":{"message":"x"}}"#),
                 &mut u
             ),
             EventKind::Error
         );
         assert_eq!(
-            inspect(ApiKind::Openai, &ev(None, "[DONE]"), &mut u),
+            inspect(Wire::Chat, &ev(None, "[DONE]"), &mut u),
             EventKind::End
         );
     }
@@ -325,38 +332,30 @@ mod tests {
         let start =
             r#"{"type":"message_start","message":{"usage":{"input_tokens":12,"output_tokens":1}}}"#;
         assert_eq!(
-            inspect(
-                ApiKind::Anthropic,
-                &ev(Some("message_start"), start),
-                &mut u
-            ),
+            inspect(Wire::Messages, &ev(Some("message_start"), start), &mut u),
             EventKind::Lifecycle
         );
         assert_eq!(
-            inspect(ApiKind::Anthropic, &ev(Some("ping"), "{}"), &mut u),
+            inspect(Wire::Messages, &ev(Some("ping"), "{}"), &mut u),
             EventKind::Lifecycle
         );
         assert_eq!(
             inspect(
-                ApiKind::Anthropic,
+                Wire::Messages,
                 &ev(Some("content_block_delta"), "{}"),
                 &mut u
             ),
             EventKind::Content
         );
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":30}}"#;
-        inspect(
-            ApiKind::Anthropic,
-            &ev(Some("message_delta"), delta),
-            &mut u,
-        );
+        inspect(Wire::Messages, &ev(Some("message_delta"), delta), &mut u);
         assert_eq!((u.input, u.output, u.finish), (12, 30, Some("end_turn")));
         assert_eq!(
-            inspect(ApiKind::Anthropic, &ev(Some("error"), "{}"), &mut u),
+            inspect(Wire::Messages, &ev(Some("error"), "{}"), &mut u),
             EventKind::Error
         );
         assert_eq!(
-            inspect(ApiKind::Anthropic, &ev(Some("message_stop"), "{}"), &mut u),
+            inspect(Wire::Messages, &ev(Some("message_stop"), "{}"), &mut u),
             EventKind::End
         );
     }

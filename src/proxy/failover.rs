@@ -179,7 +179,7 @@ impl<'a> Run<'a> {
     /// How this request reaches a target's API, or why it cannot.
     fn crossing(&self, index: usize) -> Result<Crossing, Unsupported> {
         let target = &self.route().targets[index];
-        Crossing::new(self.operation, target.provider.api, || self.parsed())
+        Crossing::new(self.operation, &target.provider, || self.parsed())
     }
 
     fn skip_unsupported(&self, index: usize, unsupported: &Unsupported) {

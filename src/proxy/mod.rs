@@ -11,6 +11,7 @@ pub mod failover;
 pub mod inbound;
 pub mod plan;
 pub mod race;
+pub mod responses_events;
 pub mod settle;
 pub mod stream;
 pub mod tls;
@@ -49,6 +50,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         (&Method::POST, "/v1/chat/completions") => Some(Operation::Chat),
         (&Method::POST, "/v1/embeddings") => Some(Operation::Embeddings),
         (&Method::POST, "/v1/messages") => Some(Operation::Messages),
+        (&Method::POST, "/v1/responses") => Some(Operation::Responses),
         _ => None,
     };
     let dialect = failover::dialect_of(operation, request.headers());

@@ -21,7 +21,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::body::BoxError;
 use crate::classify::FailReason;
-use crate::policy::spec::ApiKind;
+use crate::policy::spec::Wire;
 use crate::proxy::events::{inspect, EventKind, Usage};
 use crate::proxy::settle::Settle;
 use crate::sse::{format_event, Event, Parser};
@@ -33,10 +33,10 @@ pub struct StreamBody {
     parser: Parser,
     /// Whole events ready to send, in order.
     ready: VecDeque<Bytes>,
-    /// The target's dialect, in which events are inspected.
-    upstream_dialect: ApiKind,
-    /// The app's dialect, in which a failure is reported.
-    inbound_dialect: ApiKind,
+    /// The target's wire, in which events are inspected.
+    upstream_wire: Wire,
+    /// The app's wire, in which a failure is reported.
+    inbound_wire: Wire,
     translator: Option<Box<dyn StreamTranslator>>,
     usage: Usage,
     idle: Option<Duration>,
@@ -79,7 +79,7 @@ impl StreamBody {
     /// Continues a stream past its commit point.
     pub fn new(
         committed: Committed,
-        (upstream_dialect, inbound_dialect): (ApiKind, ApiKind),
+        (upstream_wire, inbound_wire): (Wire, Wire),
         idle: Option<Duration>,
         deadline: Option<Instant>,
         settle: Settle,
@@ -88,8 +88,8 @@ impl StreamBody {
             upstream: committed.upstream,
             parser: committed.parser,
             ready: committed.ready,
-            upstream_dialect,
-            inbound_dialect,
+            upstream_wire,
+            inbound_wire,
             translator: committed.translator,
             usage: committed.usage,
             idle,
@@ -111,9 +111,19 @@ impl StreamBody {
             settle.finish(failure.map_or(Ok(self.usage), Err));
         }
         match failure {
-            Some(reason) => self
-                .ready
-                .push_back(error_event(self.inbound_dialect, reason)),
+            Some(reason) => {
+                let message = failure_message(reason);
+                let failed = self
+                    .translator
+                    .as_mut()
+                    .and_then(|t| t.fail(reason.as_str(), &message));
+                match failed {
+                    Some(events) => self.ready.extend(events),
+                    None => self
+                        .ready
+                        .push_back(error_event(self.inbound_wire, reason, &message)),
+                }
+            }
             None => {
                 if let Some(translator) = &mut self.translator {
                     self.ready.extend(translator.finish());
@@ -126,13 +136,13 @@ impl StreamBody {
     fn absorb(&mut self, chunk: &[u8]) {
         self.parser.push(chunk);
         while let Some(event) = self.parser.next_event() {
-            match inspect(self.upstream_dialect, &event, &mut self.usage) {
+            match inspect(self.upstream_wire, &event, &mut self.usage) {
                 EventKind::End => {
                     emit(&mut self.translator, event, &mut self.ready);
                     self.finish(None);
                     return;
                 }
-                EventKind::Error => {
+                EventKind::Error | EventKind::Throttled => {
                     emit(&mut self.translator, event, &mut self.ready);
                     self.done = true;
                     if let Some(settle) = self.settle.take() {
@@ -156,14 +166,23 @@ fn next_wake(idle: Option<Duration>, deadline: Option<Instant>) -> Option<Instan
     }
 }
 
-/// The event that tells the app's SDK the stream failed, in the app's format.
-pub fn error_event(dialect: ApiKind, reason: FailReason) -> Bytes {
-    let message = format!(
+fn failure_message(reason: FailReason) -> String {
+    format!(
         "upstream stream failed after it started: {}",
         reason.as_str()
-    );
-    match dialect.dialect() {
-        ApiKind::Anthropic => {
+    )
+}
+
+/// The event that tells the app's SDK the stream failed, in the app's format, when no
+/// translator knows a better one (a Responses stream's translator ends it with a
+/// `response.failed` that names the response).
+pub fn error_event(wire: Wire, reason: FailReason, message: &str) -> Bytes {
+    match wire {
+        Wire::Responses => {
+            let data = json!({"type": "error", "code": reason.as_str(), "message": message, "param": null, "sequence_number": 0});
+            format_event(Some("error"), &data.to_string())
+        }
+        Wire::Messages => {
             let kind = if reason == FailReason::StreamError {
                 "overloaded_error"
             } else {
@@ -172,7 +191,7 @@ pub fn error_event(dialect: ApiKind, reason: FailReason) -> Bytes {
             let data = json!({"type": "error", "error": {"type": kind, "message": message}});
             format_event(Some("error"), &data.to_string())
         }
-        _ => {
+        Wire::Chat | Wire::Embeddings => {
             let data = json!({"error": {"message": message, "type": "server_error", "code": reason.as_str()}});
             format_event(None, &data.to_string())
         }

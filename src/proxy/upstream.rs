@@ -16,7 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client as HyperClient, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::policy::spec::{ApiKind, TlsSpec};
+use crate::policy::spec::{ApiKind, TlsSpec, Wire};
 use crate::policy::Provider;
 use crate::proxy::egress::{Egress, EgressConnector};
 use crate::proxy::tls::{self, TlsFileError, TlsMaterial};
@@ -135,13 +135,16 @@ pub enum Operation {
     Embeddings,
     /// Anthropic messages.
     Messages,
+    /// OpenAI Responses.
+    Responses,
 }
 
 impl Operation {
     /// The GenAI semantic-convention operation name.
     pub fn genai_name(self) -> &'static str {
         match self {
-            Operation::Chat | Operation::Messages => "chat",
+            // The GenAI conventions have no Responses name: a Responses call is a chat.
+            Operation::Chat | Operation::Messages | Operation::Responses => "chat",
             Operation::Embeddings => "embeddings",
         }
     }
@@ -149,16 +152,27 @@ impl Operation {
     /// Whether it generates text, so a target's `request` adaptation applies to it.
     pub fn is_generation(self) -> bool {
         match self {
-            Operation::Chat | Operation::Messages => true,
+            Operation::Chat | Operation::Messages | Operation::Responses => true,
             Operation::Embeddings => false,
         }
     }
 
-    /// The inbound format.
+    /// The API family of the inbound call: it picks the route (`routes[].inbound`) and
+    /// the format of the sidecar's own errors (Responses errors are OpenAI's shape).
     pub fn dialect(self) -> ApiKind {
         match self {
-            Operation::Chat | Operation::Embeddings => ApiKind::Openai,
+            Operation::Chat | Operation::Embeddings | Operation::Responses => ApiKind::Openai,
             Operation::Messages => ApiKind::Anthropic,
+        }
+    }
+
+    /// The protocol the inbound call speaks.
+    pub fn wire(self) -> Wire {
+        match self {
+            Operation::Chat => Wire::Chat,
+            Operation::Embeddings => Wire::Embeddings,
+            Operation::Messages => Wire::Messages,
+            Operation::Responses => Wire::Responses,
         }
     }
 }
@@ -184,15 +198,16 @@ const DROPPED: [&str; 16] = [
     "cookie",
 ];
 
-/// Builds the upstream request for one attempt.
+/// Builds the upstream request for one attempt of an `operation` call sent in `wire`
+/// (its own, or the one it is translated into).
 pub fn build_request(
     provider: &Provider,
-    operation: Operation,
+    (operation, wire): (Operation, Wire),
     target_model: &str,
     inbound: &HeaderMap,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
-    let uri = upstream_uri(provider, operation, target_model)?;
+    let uri = upstream_uri(provider, wire, target_model)?;
     let mut builder = Request::builder().method(Method::POST).uri(uri);
     let headers = builder
         .headers_mut()
@@ -243,21 +258,21 @@ fn copy_forwardable(inbound: &HeaderMap, out: &mut HeaderMap) {
     }
 }
 
-fn upstream_uri(
-    provider: &Provider,
-    operation: Operation,
-    target_model: &str,
-) -> Result<Uri, http::Error> {
+fn upstream_uri(provider: &Provider, wire: Wire, target_model: &str) -> Result<Uri, http::Error> {
     let base = provider.base_url.trim_end_matches('/');
-    let uri = match (provider.api, operation) {
+    let version = provider.api_version.as_deref().unwrap_or_default();
+    let uri = match (provider.api, wire) {
         (ApiKind::Anthropic, _) => format!("{base}/v1/messages"),
-        (ApiKind::AzureOpenai, op) => format!(
-            "{base}/openai/deployments/{}/{}?api-version={}",
+        // Azure's Responses API takes the deployment in the body's `model`, not the path.
+        (ApiKind::AzureOpenai, Wire::Responses) => {
+            format!("{base}/openai/responses?api-version={version}")
+        }
+        (ApiKind::AzureOpenai, wire) => format!(
+            "{base}/openai/deployments/{}/{}?api-version={version}",
             path_segment(target_model),
-            openai_suffix(op),
-            provider.api_version.as_deref().unwrap_or_default()
+            openai_suffix(wire),
         ),
-        (ApiKind::Openai, op) => format!("{base}/{}", openai_suffix(op)),
+        (ApiKind::Openai, wire) => format!("{base}/{}", openai_suffix(wire)),
     };
     Ok(uri.parse::<Uri>()?)
 }
@@ -277,10 +292,13 @@ fn path_segment(text: &str) -> String {
     out
 }
 
-fn openai_suffix(operation: Operation) -> &'static str {
-    match operation {
-        Operation::Embeddings => "embeddings",
-        Operation::Chat | Operation::Messages => "chat/completions",
+/// The path of a wire under an OpenAI base URL; Messages never reaches one (it is
+/// translated to Chat first), so it names the Chat path the translation uses.
+fn openai_suffix(wire: Wire) -> &'static str {
+    match wire {
+        Wire::Embeddings => "embeddings",
+        Wire::Responses => "responses",
+        Wire::Chat | Wire::Messages => "chat/completions",
     }
 }
 

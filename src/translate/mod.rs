@@ -1,5 +1,7 @@
 //! OpenAI Chat Completions ⇄ Anthropic Messages translation: requests, responses, SSE
-//! streams and provider errors, so a chain can fail over across vendors unnoticed.
+//! streams and provider errors, so a chain can fail over across vendors unnoticed; and
+//! OpenAI Responses → Chat Completions (the hub), which Responses → Anthropic composes
+//! with rather than having a converter of its own.
 //!
 //! Invariant: a translation is either faithful or refused. Whatever the target dialect
 //! cannot express (`n > 1`, logprobs, audio, server tools, …) yields [`Unsupported`] with
@@ -15,6 +17,10 @@ mod error;
 mod request_to_anthropic;
 mod request_to_openai;
 mod response;
+mod responses_reply;
+mod responses_request;
+mod responses_stream;
+mod responses_trail;
 mod stream_to_anthropic;
 mod stream_to_openai;
 
@@ -29,6 +35,10 @@ pub use error::{error_to_anthropic, error_to_openai};
 pub use request_to_anthropic::openai_to_anthropic_request;
 pub use request_to_openai::{anthropic_to_openai_request, embeddings_to_anthropic};
 pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
+pub use responses_reply::chat_to_responses_response;
+pub use responses_request::responses_to_chat_request;
+pub use responses_stream::{Chained, ChatToResponsesStream};
+pub use responses_trail::ResponsesTrail;
 pub use stream_to_anthropic::OpenaiToAnthropicStream;
 pub use stream_to_openai::AnthropicToOpenaiStream;
 
@@ -57,6 +67,13 @@ pub trait StreamTranslator: Send {
     /// that ended before its terminal event closes with an error event, never with a
     /// clean end that would pass a truncated answer off as complete.
     fn finish(&mut self) -> Vec<Bytes>;
+    /// The stream broke after its commit point (`code` says how): the events that end
+    /// the output stream as failed, or `None` when the proxy's generic error event of
+    /// the app's wire says it well enough.
+    fn fail(&mut self, code: &str, message: &str) -> Option<Vec<Bytes>> {
+        let _ = (code, message);
+        None
+    }
 }
 
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.

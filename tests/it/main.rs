@@ -16,6 +16,8 @@ mod fleet;
 mod inbound;
 mod live;
 mod live_file;
+mod responses;
+mod responses_crossed;
 mod status;
 mod streaming;
 mod telemetry;

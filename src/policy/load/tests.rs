@@ -368,6 +368,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 probe: None,
                 limits: None,
                 tls: None,
+                wires: None,
             },
         )
 }
