@@ -64,7 +64,7 @@ pub fn openai_to_anthropic_response(resp: &Value, requested_model: &str) -> Valu
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
     if let Some(reasoning) = reasoning_text(message) {
-        // No signature: the reasoning did not come from Anthropic (docs/translation.md).
+        // No signature: the reasoning did not come from Anthropic (docs/decisions.md, "Reasoning across vendors").
         content.push(json!({ "type": "thinking", "thinking": reasoning, "signature": "" }));
     }
     for key in ["content", "refusal"] {
