@@ -8,6 +8,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::header::{HeaderMap, HeaderValue};
+use switchyard::breaker::Timing;
 use switchyard::policy::load::decode_and_validate;
 use switchyard::policy::spec::{ApiKind, Strategy, Wire};
 use switchyard::proxy::inbound::InboundBody;
@@ -100,6 +101,22 @@ fn hot_path(c: &mut Criterion) {
                 inbound.with_model(model),
             );
             black_box(request)
+        })
+    });
+    // One attempt's bookkeeping on its target: admission (breaker, cooldown, in-flight),
+    // the budget reservation and the verdict that judges the call against the baseline and
+    // teaches it; the same per-target lock, no lock shared across targets.
+    let state = &policy.routes[0].targets[0].state;
+    group.bench_function("admit_reserve_finish", |b| {
+        let mut at = now;
+        b.iter(|| {
+            at += std::time::Duration::from_millis(1);
+            let mut admission = state.admit(0, at).expect("a closed breaker admits");
+            black_box(admission.reserve(45));
+            let timing = Timing::Stream {
+                ttft: std::time::Duration::from_millis(120),
+            };
+            black_box(admission.finish(false, Some(timing), at))
         })
     });
     group.finish();
