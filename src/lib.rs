@@ -16,6 +16,7 @@ pub mod error;
 pub mod exit;
 pub mod hedge;
 pub mod inject;
+pub mod log_limit;
 pub mod metrics;
 pub mod mock;
 pub mod policy;

@@ -78,7 +78,6 @@ pub struct TargetState {
     probing: AtomicBool,
     /// Exponentially weighted time to first byte, microseconds (0 = no data yet).
     ttfb_ewma_us: AtomicU64,
-    auth_problem_logged: AtomicBool,
     /// Metric handles.
     pub metrics: TargetMetrics,
 }
@@ -114,7 +113,6 @@ impl TargetState {
             last_admitted_ms: AtomicU64::new(0),
             probing: AtomicBool::new(false),
             ttfb_ewma_us: AtomicU64::new(0),
-            auth_problem_logged: AtomicBool::new(false),
             metrics: target_metrics,
         }
     }
@@ -293,11 +291,6 @@ impl TargetState {
     /// Recent failure rate, for the `availability` strategy.
     pub fn failure_rate(&self, now: Instant) -> f64 {
         self.health().breaker.snapshot(now).failure_rate
-    }
-
-    /// Whether this is the first 401/403 seen for this target (logged once).
-    pub fn first_auth_problem(&self) -> bool {
-        !self.auth_problem_logged.swap(true, Ordering::AcqRel)
     }
 
     fn record_ttfb(&self, ttfb: Duration) {

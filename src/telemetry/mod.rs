@@ -4,6 +4,7 @@
 //! runs on its own worker and a down or slow collector only costs dropped spans, which
 //! are counted.
 
+mod compact;
 mod export;
 mod http;
 pub mod spans;
@@ -205,7 +206,9 @@ pub fn init(json: bool, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Telemetr
     let fmt = if json {
         fmt.json().boxed()
     } else {
-        fmt.boxed()
+        fmt.fmt_fields(compact::SpanKeys)
+            .event_format(compact::Compact)
+            .boxed()
     };
     let provider = otlp.map(provider).transpose()?;
     let otel = provider.as_ref().map(|provider| {

@@ -14,6 +14,7 @@ mod failover;
 mod inbound;
 mod live;
 mod live_file;
+mod logs;
 mod status;
 mod streaming;
 mod telemetry;
