@@ -76,8 +76,13 @@ struct Tally {
     latencies_us: Mutex<Vec<u64>>,
 }
 
-/// Runs the demo and prints its summary.
-pub async fn run() -> anyhow::Result<()> {
+/// Where the demo's sidecar logs go: a file in the temporary directory, one per run.
+pub fn log_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("switchyard-demo-{}.log", std::process::id()))
+}
+
+/// Runs the demo and prints its summary; `log` names the file the sidecar logs to.
+pub async fn run(log: Option<&std::path::Path>) -> anyhow::Result<()> {
     let primary = MockServer::start("primary").await?;
     primary.set_faults(faults(PRIMARY_NORMAL));
     let backup = MockServer::start("backup").await?;
@@ -174,6 +179,7 @@ pub async fn run() -> anyhow::Result<()> {
         worker.await?;
     }
     summary(&tally, &transitions, &sidecar.shared.metrics.encode());
+    log_note(log);
     sidecar.shutdown();
     sidecar.wait().await;
     primary.shutdown().await;
@@ -320,4 +326,10 @@ fn summary(tally: &Tally, transitions: &[String], metrics: &str) {
         println!("\n{errors} request(s) failed as the app saw them.");
     }
     println!("Try it against your own app: cargo run --release -- run --policy-file <policy.yaml>");
+}
+
+fn log_note(log: Option<&std::path::Path>) {
+    if let Some(path) = log.filter(|p| p.exists()) {
+        println!("The sidecar's logs of this run: {}", path.display());
+    }
 }

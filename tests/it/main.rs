@@ -10,6 +10,7 @@ mod adapt;
 mod admin;
 mod cli;
 mod crossing;
+mod demo;
 mod failover;
 mod inbound;
 mod live;
