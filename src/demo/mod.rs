@@ -6,7 +6,7 @@
 //! baseline. Runs in ~35 s. On a terminal it shows a full-screen live view (`view.rs`);
 //! otherwise, plain lines once a second.
 
-mod view;
+pub mod view;
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -90,7 +90,7 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         frame.render_widget(
             Sparkline::default()
                 .block(Block::default().borders(Borders::ALL).title(format!(
-                    "{name}: {} answers in the last tick",
+                    "{name}: answers per tick, now {}",
                     series.last().copied().unwrap_or(0)
                 )))
                 .data(shown)
@@ -181,7 +181,9 @@ mod tests {
                 "{text}"
             );
             assert!(
-                text.contains(&format!("backup (Anthropic API): {backup} answers")),
+                text.contains(&format!(
+                    "backup (Anthropic API): answers per tick, now {backup}"
+                )),
                 "{text}"
             );
             assert!(text.contains("app errors 0"), "{text}");
