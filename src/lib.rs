@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod hedge;
 pub mod inject;
 pub mod limits;
+pub mod log_limit;
 pub mod metrics;
 pub mod mock;
 pub mod policy;

@@ -61,10 +61,12 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime can always be built on this platform");
+    // The demo's screen is its live view: its sidecar logs go to a file it names at the end.
+    let demo_log = matches!(cli.command, Command::Demo).then(demo::log_path);
     let telemetry = {
         // The exporter's transports run on this runtime.
         let _entered = runtime.enter();
-        match init_telemetry(cli.log_format) {
+        match init_telemetry(cli.log_format, demo_log.as_deref()) {
             Ok(telemetry) => telemetry,
             Err(err) => {
                 eprintln!("switchyard: {err}");
@@ -84,7 +86,7 @@ fn main() -> ExitCode {
             }
             Command::Drill(args) => drill::run(args).await,
             Command::Status(args) => status::run(args).await,
-            Command::Demo => demo::run().await,
+            Command::Demo => demo::run(demo_log.as_deref()).await,
             Command::Mock(args) => mock::run(args).await,
             Command::InjectWebhook(args) => inject::run(args).await,
             Command::Crd => {
@@ -111,8 +113,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, plus OTLP traces when the standard `OTEL_*` variables ask for them.
-fn init_telemetry(format: LogFormat) -> Result<telemetry::Telemetry, telemetry::TelemetryError> {
+/// Logs to stderr (or to `log_file`, when it can be created), plus OTLP traces when the
+/// standard `OTEL_*` variables ask for them.
+fn init_telemetry(
+    format: LogFormat,
+    log_file: Option<&std::path::Path>,
+) -> Result<telemetry::Telemetry, telemetry::TelemetryError> {
     let otlp = telemetry::OtlpConfig::from_env()?;
-    telemetry::init(matches!(format, LogFormat::Json), otlp.as_ref())
+    let file = log_file.and_then(|path| std::fs::File::create(path).ok());
+    telemetry::init_to(matches!(format, LogFormat::Json), otlp.as_ref(), file)
 }

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
 use crate::classify::{classify_response, Outcome};
+use crate::log_limit;
 use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::{Policy, Target};
 use crate::proxy::events::body_usage;
@@ -91,7 +92,9 @@ async fn probe(policy: Arc<Policy>, route: usize, index: usize) {
                 "success"
             }
             Outcome::ClientError(status) => {
-                tracing::warn!(target = %target.label(), status = status.as_u16(), "probe answered with a client error: counted as alive");
+                if let Some(suppressed) = log_limit::admit(&format!("probe {}", target.label())) {
+                    tracing::warn!(target = %target.label(), status = status.as_u16(), suppressed, "probe answered with a client error: counted as alive");
+                }
                 admission.finish(false, None, now);
                 "client_error"
             }
@@ -101,7 +104,9 @@ async fn probe(policy: Arc<Policy>, route: usize, index: usize) {
                 "rate_limited"
             }
             Outcome::Failure(reason) => {
-                tracing::info!(target = %target.label(), reason = reason.as_str(), "probe failed");
+                if let Some(suppressed) = log_limit::admit(&format!("probe {}", target.label())) {
+                    tracing::info!(target = %target.label(), reason = reason.as_str(), suppressed, "probe failed");
+                }
                 admission.finish(true, None, now);
                 reason.as_str()
             }

@@ -80,7 +80,6 @@ pub struct TargetState {
     probing: AtomicBool,
     /// Exponentially weighted time to first byte, microseconds (0 = no data yet).
     ttfb_ewma_us: AtomicU64,
-    auth_problem_logged: AtomicBool,
     /// The connect failure last logged, cleared when the target answers again.
     connect_problem: Mutex<Option<FailReason>>,
     /// Whether `connect_problem` is set: the answering path checks this, not the lock.
@@ -124,7 +123,6 @@ impl TargetState {
             last_admitted_ms: AtomicU64::new(0),
             probing: AtomicBool::new(false),
             ttfb_ewma_us: AtomicU64::new(0),
-            auth_problem_logged: AtomicBool::new(false),
             connect_problem: Mutex::new(None),
             has_connect_problem: AtomicBool::new(false),
             metrics: target_metrics,
@@ -320,11 +318,6 @@ impl TargetState {
     /// Recent failure rate, for the `availability` strategy.
     pub fn failure_rate(&self, now: Instant) -> f64 {
         self.health().breaker.snapshot(now).failure_rate
-    }
-
-    /// Whether this is the first 401/403 seen for this target (logged once).
-    pub fn first_auth_problem(&self) -> bool {
-        !self.auth_problem_logged.swap(true, Ordering::AcqRel)
     }
 
     /// Whether this connect failure differs from the one last logged for this target

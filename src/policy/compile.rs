@@ -13,6 +13,7 @@ use crate::budget::RetryBudget;
 use crate::classify::CooldownLimits;
 use crate::hedge::{Hedge, HedgeAfter};
 use crate::limits::LimitsConfig;
+use crate::log_limit;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::request::RequestSpec;
 use crate::policy::spec::{
@@ -446,13 +447,17 @@ fn resolve_key(provider: &str, api: ApiKind, source: &KeySource) -> Auth {
         (None, None) => (None, "an empty key source".to_owned()),
     };
     let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
-        tracing::warn!(provider, source = %origin, "no API key found; requests to this provider go without one");
+        if let Some(suppressed) = log_limit::admit(&format!("no key {provider} {origin}")) {
+            tracing::warn!(provider, source = %origin, suppressed, "no API key found; requests to this provider go without one");
+        }
         return Auth::Missing;
     };
     match key_header(api, &key) {
         Some(value) => Auth::Key(value),
         None => {
-            tracing::warn!(provider, source = %origin, "API key is not a valid header value; ignoring it");
+            if let Some(suppressed) = log_limit::admit(&format!("bad key {provider} {origin}")) {
+                tracing::warn!(provider, source = %origin, suppressed, "API key is not a valid header value; ignoring it");
+            }
             Auth::Missing
         }
     }

@@ -23,6 +23,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::body::{self, Body};
 use crate::breaker::Timing;
 use crate::classify::{classify_response, FailReason, Outcome};
+use crate::log_limit;
 use crate::policy::{Policy, Route, Target};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
@@ -197,14 +198,19 @@ async fn answer_error(
     );
     match outcome {
         Outcome::ClientError(_) | Outcome::Success => {
-            if matches!(
+            let rejected = matches!(
                 parts.status,
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-            ) && target.state.first_auth_problem()
+            );
+            if let Some(suppressed) = rejected
+                .then(|| log_limit::admit(&format!("auth {}", target.label())))
+                .flatten()
             {
                 tracing::error!(
                     provider = %provider.name,
+                    target = %target.label(),
                     status = parts.status.as_u16(),
+                    suppressed,
                     "provider rejected our credentials: check this provider's auth in the policy"
                 );
             }

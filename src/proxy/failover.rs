@@ -17,6 +17,7 @@ use crate::body::Body;
 use crate::classify::Outcome;
 use crate::error::ProxyError;
 use crate::hedge::{HedgeAfter, AUTO_WITHOUT_BASELINE};
+use crate::log_limit;
 use crate::metrics::HedgeOutcome;
 use crate::policy::spec::{ApiKind, Strategy};
 use crate::policy::{Policy, Route};
@@ -162,7 +163,11 @@ impl<'a> Run<'a> {
     fn fail(&self, error: ProxyError) -> Response<Body> {
         let route = self.route();
         route.metrics.request(error.reason());
-        tracing::warn!(route = %route.model, reason = error.reason(), error = %error, "request failed");
+        if let Some(suppressed) =
+            log_limit::admit(&format!("failed {} {}", route.model, error.reason()))
+        {
+            tracing::warn!(route = %route.model, reason = error.reason(), error = %error, suppressed, "request failed");
+        }
         let mut response = error.into_response(self.operation.dialect());
         let headers = response.headers_mut();
         set(headers, "x-switchyard-route", &route.model);
@@ -290,7 +295,9 @@ impl<'a> Run<'a> {
                 && self.attempts > 0
                 && !self.policy.retry_budget.try_withdraw(Instant::now())
             {
-                tracing::warn!(route = %route.model, "retry budget spent: no further failover for this request");
+                if let Some(suppressed) = log_limit::admit(&format!("budget {}", route.model)) {
+                    tracing::warn!(route = %route.model, suppressed, "retry budget spent: no further failover for this request");
+                }
                 return Next::Exhausted;
             }
             return Next::Attempt(Candidate {

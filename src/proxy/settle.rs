@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::breaker::Timing;
 use crate::classify::FailReason;
+use crate::log_limit;
 use crate::policy::{Policy, Target};
 use crate::proxy::events::Usage;
 use crate::target::Admission;
@@ -74,12 +75,16 @@ impl Settle {
                 spans::failed(&self.span, reason.as_str());
                 metrics.attempt(reason.as_str());
                 route.metrics.request(reason.as_str());
-                tracing::warn!(
-                    route = %route.model,
-                    target = %target.label(),
-                    reason = reason.as_str(),
-                    "stream failed after its commit point"
-                );
+                let kind = format!("cut {} {} {}", route.model, target.label(), reason.as_str());
+                if let Some(suppressed) = log_limit::admit(&kind) {
+                    tracing::warn!(
+                        route = %route.model,
+                        target = %target.label(),
+                        reason = reason.as_str(),
+                        suppressed,
+                        "stream failed after its commit point"
+                    );
+                }
             }
         }
         route

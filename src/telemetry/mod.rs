@@ -4,6 +4,7 @@
 //! runs on its own worker and a down or slow collector only costs dropped spans, which
 //! are counted.
 
+mod compact;
 mod export;
 mod http;
 pub mod spans;
@@ -16,6 +17,7 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -200,12 +202,30 @@ where
 /// `RUST_LOG`) plus, when `otlp` is given, the OpenTelemetry layer. Call inside the
 /// runtime that will carry exports.
 pub fn init(json: bool, otlp: Option<&OtlpConfig>) -> Result<Telemetry, TelemetryError> {
+    init_to(json, otlp, None)
+}
+
+/// As [`init`], writing the logs to `file` instead of stderr when one is given (the demo,
+/// whose screen belongs to its live view).
+pub fn init_to(
+    json: bool,
+    otlp: Option<&OtlpConfig>,
+    file: Option<std::fs::File>,
+) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let writer = match file {
+        Some(file) => BoxMakeWriter::new(std::sync::Mutex::new(file)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
     let fmt = if json {
         fmt.json().boxed()
     } else {
-        fmt.boxed()
+        fmt.fmt_fields(compact::SpanKeys)
+            .event_format(compact::Compact)
+            .boxed()
     };
     let provider = otlp.map(provider).transpose()?;
     let otel = provider.as_ref().map(|provider| {

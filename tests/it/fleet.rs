@@ -264,7 +264,7 @@ async fn primary_calls_with_a_shared_limit(shared: bool) -> u64 {
             wait_for_metric(pod, "switchyard_shared_state_up 1").await;
         }
     }
-    within_one_minute(15).await;
+    within_one_minute(20).await;
     for _ in 0..20 {
         for pod in &pods {
             let reply = pod.chat("gpt-4o").await;
@@ -272,7 +272,7 @@ async fn primary_calls_with_a_shared_limit(shared: bool) -> u64 {
                 reply.status, 200,
                 "a call over the limit goes to the backup"
             );
-            tokio::time::sleep(ms(60)).await;
+            tokio::time::sleep(ms(100)).await;
         }
     }
     primary.calls()
@@ -283,8 +283,9 @@ async fn a_limit_is_held_per_pod_alone_and_across_the_fleet_with_shared_state() 
     let alone = primary_calls_with_a_shared_limit(false).await;
     assert_eq!(alone, 60, "each pod alone stays under its own 30 a minute");
     let shared = primary_calls_with_a_shared_limit(true).await;
+    // One sync of slack: the other two pods may each admit one call before they read it.
     assert!(
-        (30..=31).contains(&shared),
+        (30..=32).contains(&shared),
         "the three pods together stay under 30 a minute (one sync of slack): {shared}"
     );
 }

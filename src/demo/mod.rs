@@ -3,7 +3,10 @@
 //! errors, a black hole, then recovery), shown live and summed up at the end.
 //! The backup speaks Anthropic's API, so the failover also crosses vendors. The primary
 //! has no fixed timeouts: the black hole and the brown-out are found from its own
-//! baseline. Runs in ~35 s.
+//! baseline. Runs in ~35 s. On a terminal it shows a full-screen live view (`view.rs`);
+//! otherwise, plain lines once a second.
+
+pub mod view;
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,8 +79,13 @@ struct Tally {
     latencies_us: Mutex<Vec<u64>>,
 }
 
-/// Runs the demo and prints its summary.
-pub async fn run() -> anyhow::Result<()> {
+/// Where the demo's sidecar logs go: a file in the temporary directory, one per run.
+pub fn log_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("switchyard-demo-{}.log", std::process::id()))
+}
+
+/// Runs the demo and prints its summary; `log` names the file the sidecar logs to.
+pub async fn run(log: Option<&std::path::Path>) -> anyhow::Result<()> {
     let primary = MockServer::start("primary").await?;
     primary.set_faults(faults(PRIMARY_NORMAL));
     let backup = MockServer::start("backup").await?;
@@ -127,6 +135,9 @@ pub async fn run() -> anyhow::Result<()> {
     }
 
     let live = std::io::stdout().is_terminal();
+    let mut screen = if live { Some(Screen::enter()?) } else { None };
+    let mut view = view::View::default();
+    let mut counted = (0, 0);
     let mut transitions: Vec<String> = Vec::new();
     let mut last_state = String::from("closed");
     let started = Instant::now();
@@ -157,29 +168,86 @@ pub async fn run() -> anyhow::Result<()> {
                 ));
                 last_state = state.clone();
             }
-            let line = status_line(&tally, &state, started.elapsed(), phase);
-            if live {
-                print!("\r\x1b[2K{line}");
-                let _ = std::io::stdout().flush();
-            } else {
-                println!("  {line}");
+            match &mut screen {
+                Some(screen) => {
+                    let answered = (
+                        tally.by_primary.load(Ordering::Relaxed),
+                        tally.by_backup.load(Ordering::Relaxed),
+                    );
+                    view.tick(
+                        answered.0 - counted.0,
+                        answered.1 - counted.1,
+                        static_state(&state),
+                    );
+                    counted = answered;
+                    view.phase = (*phase).to_owned();
+                    view.elapsed = started.elapsed().as_secs_f64();
+                    view.sent = tally.sent.load(Ordering::Relaxed);
+                    view.failovers = tally.failed_over.load(Ordering::Relaxed);
+                    view.app_errors = tally.app_errors.load(Ordering::Relaxed);
+                    view.transitions.clone_from(&transitions);
+                    screen.terminal.draw(|f| view::draw(f, &view))?;
+                }
+                None => println!(
+                    "  {}",
+                    status_line(&tally, &state, started.elapsed(), phase)
+                ),
             }
         }
-        if live {
-            println!();
-        }
     }
+    // Back to the normal screen for the summary.
+    drop(screen);
     stop.notify_waiters();
     for worker in workers {
         worker.await?;
     }
     summary(&tally, &transitions, &sidecar.shared.metrics.encode());
+    log_note(log);
     sidecar.shutdown();
     sidecar.wait().await;
     primary.shutdown().await;
     backup.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The alternate screen the live view draws on, left (and the cursor shown) when dropped,
+/// on an error too.
+struct Screen {
+    terminal: ratatui::Terminal<ratatui::backend::CrosstermBackend<std::io::Stdout>>,
+}
+
+impl Screen {
+    fn enter() -> std::io::Result<Screen> {
+        ratatui::crossterm::execute!(
+            std::io::stdout(),
+            ratatui::crossterm::terminal::EnterAlternateScreen,
+            ratatui::crossterm::cursor::Hide
+        )?;
+        let terminal =
+            ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
+        Ok(Screen { terminal })
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = ratatui::crossterm::execute!(
+            std::io::stdout(),
+            ratatui::crossterm::terminal::LeaveAlternateScreen,
+            ratatui::crossterm::cursor::Show
+        );
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// A breaker state name as the view's timeline keeps it.
+fn static_state(state: &str) -> &'static str {
+    match state {
+        "open" => "open",
+        "half-open" => "half-open",
+        _ => "closed",
+    }
 }
 
 fn faults(json: &str) -> Faults {
@@ -320,4 +388,10 @@ fn summary(tally: &Tally, transitions: &[String], metrics: &str) {
         println!("\n{errors} request(s) failed as the app saw them.");
     }
     println!("Try it against your own app: cargo run --release -- run --policy-file <policy.yaml>");
+}
+
+fn log_note(log: Option<&std::path::Path>) {
+    if let Some(path) = log.filter(|p| p.exists()) {
+        println!("The sidecar's logs of this run: {}", path.display());
+    }
 }

@@ -1,0 +1,43 @@
+//! `switchyard demo` keeps its screen for the story: the sidecar's log lines go to a file
+//! named at the end, and none reaches stdout (or stderr). Runs the whole demo (~35 s).
+
+use std::process::Command;
+
+/// Whether `line` looks like a tracing line in either format.
+fn is_log_line(line: &str) -> bool {
+    let timestamped = line.len() > 20
+        && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && line.as_bytes()[10] == b'T';
+    let levelled = [" INFO ", " WARN ", " ERROR ", " DEBUG "]
+        .iter()
+        .any(|l| line.contains(l));
+    timestamped || levelled || line.starts_with("{\"timestamp\"")
+}
+
+#[test]
+fn demo_logs_go_to_a_file_not_the_screen() {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("demo")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let logs: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| is_log_line(l))
+        .collect();
+    assert!(logs.is_empty(), "log lines on the screen: {logs:#?}");
+    assert!(stdout.contains("failures the app saw"), "{stdout}");
+    let path = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("The sidecar's logs of this run: "))
+        .unwrap_or_else(|| panic!("the log file is not named:\n{stdout}"));
+    let file = std::fs::read_to_string(path).unwrap();
+    assert!(file.contains("policy loaded"), "{file}");
+    assert!(file.contains("circuit breaker transition"), "{file}");
+    assert!(file.lines().all(is_log_line), "{file}");
+    std::fs::remove_file(path).unwrap();
+}
