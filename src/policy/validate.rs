@@ -526,6 +526,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+mod request;
 mod tls;
 
 #[cfg(test)]
