@@ -456,9 +456,16 @@ impl<'a> Run<'a> {
         });
         let Some((at, index, prepared)) = soonest else {
             let error = ProxyError::AllFailed(format!(
-                "no target of route {:?} can serve a {} call",
+                "no target of route {:?} can serve a {} call{}",
                 route.model,
-                self.operation.dialect().as_str()
+                self.operation.wire().as_str(),
+                match self.operation {
+                    Operation::CountTokens => " (token counting needs an Anthropic target)",
+                    Operation::Chat
+                    | Operation::Embeddings
+                    | Operation::Messages
+                    | Operation::Responses => "",
+                }
             ));
             return Ok(self.fail(error));
         };

@@ -8,6 +8,7 @@ mod support;
 
 mod admin;
 mod cli;
+mod count_tokens;
 mod crossing;
 mod failover;
 mod inbound;
