@@ -470,7 +470,7 @@ impl TargetMetrics {
 /// produce, plus `cancelled` (the app went away). The set is closed; a label missing here
 /// would share the last slot with any other missing one, and whichever came first would
 /// count for both, so a test checks every variant has its own slot.
-const KNOWN_OUTCOMES: [&str; 30] = [
+const KNOWN_OUTCOMES: [&str; 31] = [
     "success",
     "client_error",
     "rate_limited",
@@ -501,6 +501,7 @@ const KNOWN_OUTCOMES: [&str; 30] = [
     "not_ready",
     "body_timeout",
     "stalled",
+    "previous_response_not_found",
 ];
 
 /// The slot of an outcome label (see [`KNOWN_OUTCOMES`]).
@@ -536,6 +537,7 @@ mod tests {
             ProxyError::DeadlineExceeded(Duration::ZERO),
             ProxyError::NotReady,
             ProxyError::BodyTimeout(Duration::ZERO),
+            ProxyError::PreviousResponseNotFound(String::new()),
         ];
         let kinds: HashSet<u8> = errors
             .iter()
@@ -549,6 +551,7 @@ mod tests {
                 ProxyError::DeadlineExceeded(_) => 6,
                 ProxyError::NotReady => 7,
                 ProxyError::BodyTimeout(_) => 8,
+                ProxyError::PreviousResponseNotFound(_) => 9,
             })
             .collect();
         assert_eq!(kinds.len(), errors.len(), "one of each variant");
