@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod crossing;
+pub mod event_kind;
 pub mod events;
 pub mod failover;
 pub mod inbound;
