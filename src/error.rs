@@ -62,6 +62,11 @@ pub enum ProxyError {
     /// No valid policy has loaded yet.
     #[error("the sidecar has no valid routing policy yet")]
     NotReady,
+    /// A Responses call continues a stored response (`previous_response_id`) that no
+    /// target of its route can hold: answered rather than sent where the conversation's
+    /// context would be silently lost.
+    #[error("previous response {0:?} not found: no target of this route serves Responses natively, where stored responses live")]
+    PreviousResponseNotFound(String),
     /// The client stopped sending its body before it was complete.
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(Duration),
@@ -71,7 +76,9 @@ impl ProxyError {
     /// The HTTP status that says what happened.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::PreviousResponseNotFound(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ProxyError::UnknownModel(_) | ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::AllFailed(_) => StatusCode::BAD_GATEWAY,
@@ -87,6 +94,7 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::PreviousResponseNotFound(_) => "previous_response_not_found",
             ProxyError::UnknownModel(_) => "unknown_model",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::NotFound(_) => "not_found",
@@ -106,6 +114,7 @@ impl ProxyError {
             | ProxyError::Unavailable { .. }
             | ProxyError::DeadlineExceeded(_) => true,
             ProxyError::BadRequest(_)
+            | ProxyError::PreviousResponseNotFound(_)
             | ProxyError::UnknownModel(_)
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::NotFound(_)

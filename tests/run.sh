@@ -41,6 +41,10 @@ cargo build --quiet
 export SWITCHYARD_BIN="${SWITCHYARD_BIN:-$SWITCHYARD_TARGET_DIR/debug/switchyard}"
 .venv/bin/python -m pytest -q tests/sdk
 
+step "Node SDK tests (the openai package, from npm)"
+npm install --prefix tests/node --no-audit --no-fund --silent
+(cd tests/node && node --test)
+
 if [ -x tests/packaging.sh ]; then
     step "Packaging checks (Helm chart, manifests, Dockerfile, webhook)"
     tests/packaging.sh

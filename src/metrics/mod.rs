@@ -522,7 +522,7 @@ impl TargetMetrics {
 /// produce, plus `cancelled` (the app went away). The set is closed; a label missing here
 /// would share the last slot with any other missing one, and whichever came first would
 /// count for both, so a test checks every variant has its own slot.
-const KNOWN_OUTCOMES: [&str; 30] = [
+const KNOWN_OUTCOMES: [&str; 31] = [
     "success",
     "client_error",
     "rate_limited",
@@ -553,6 +553,7 @@ const KNOWN_OUTCOMES: [&str; 30] = [
     "not_ready",
     "body_timeout",
     "stalled",
+    "previous_response_not_found",
 ];
 
 /// The slot of an outcome label (see [`KNOWN_OUTCOMES`]).
@@ -588,6 +589,7 @@ mod tests {
             ProxyError::DeadlineExceeded(Duration::ZERO),
             ProxyError::NotReady,
             ProxyError::BodyTimeout(Duration::ZERO),
+            ProxyError::PreviousResponseNotFound(String::new()),
         ];
         let kinds: HashSet<u8> = errors
             .iter()
@@ -601,6 +603,7 @@ mod tests {
                 ProxyError::DeadlineExceeded(_) => 6,
                 ProxyError::NotReady => 7,
                 ProxyError::BodyTimeout(_) => 8,
+                ProxyError::PreviousResponseNotFound(_) => 9,
             })
             .collect();
         assert_eq!(kinds.len(), errors.len(), "one of each variant");

@@ -120,13 +120,14 @@ enum Endpoint {
     Embeddings,
     Messages,
     Responses,
+    CountTokens,
 }
 
 impl Endpoint {
     fn api(self) -> Api {
         match self {
             Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => Api::OpenAi,
-            Endpoint::Messages => Api::Anthropic,
+            Endpoint::Messages | Endpoint::CountTokens => Api::Anthropic,
         }
     }
 }
@@ -167,6 +168,7 @@ fn route(path: &str) -> Route<'_> {
         "/embeddings" => Route::Provider(Endpoint::Embeddings, None),
         "/messages" => Route::Provider(Endpoint::Messages, None),
         "/responses" => Route::Provider(Endpoint::Responses, None),
+        "/messages/count_tokens" => Route::Provider(Endpoint::CountTokens, None),
         _ => Route::Unknown,
     }
 }
@@ -283,6 +285,10 @@ async fn provider(
         (Endpoint::Chat, true) => {
             let plan = openai::completion_stream(&reply, request.include_usage(), &faults);
             ok_sse(body::stream(plan, &faults))
+        }
+        (Endpoint::CountTokens, _) => {
+            let count = serde_json::json!({ "input_tokens": reply.prompt_tokens });
+            ok_json(body::single(Bytes::from(count.to_string()), &faults))
         }
         (Endpoint::Responses, false) => ok_json(body::single(responses::response(&reply), &faults)),
         (Endpoint::Responses, true) => ok_sse(body::stream(

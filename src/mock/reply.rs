@@ -4,7 +4,8 @@
 //! Invariant: the same request to the same mock with the same faults always yields the
 //! same content: "Hello from mock NAME" (repeated when more deltas than characters are
 //! asked for) or, when the request offers tools, a call of the first tool with the
-//! arguments `{"mock":"NAME"}`.
+//! arguments `{"mock":"NAME"}` — unless the conversation ends with a tool result, which
+//! is answered with text, so an agent loop (call, result, answer) ends.
 
 use serde::Deserialize;
 
@@ -24,6 +25,9 @@ pub(crate) struct Request {
     pub(crate) tools: Option<Vec<ToolDef>>,
     #[serde(default)]
     pub(crate) input: Option<serde_json::Value>,
+    /// Chat and Messages turns: only the last one is looked at.
+    #[serde(default)]
+    pub(crate) messages: Option<serde_json::Value>,
     #[serde(default)]
     pub(crate) encoding_format: Option<String>,
     #[serde(default)]
@@ -67,6 +71,21 @@ impl Request {
             .unwrap_or(false)
     }
 
+    /// Whether the last turn is a tool result: Chat `role: tool`, an Anthropic
+    /// `tool_result` block, a Responses `function_call_output` item.
+    pub(crate) fn ends_with_tool_result(&self) -> bool {
+        let last = |v: &Option<serde_json::Value>| v.as_ref()?.as_array()?.last().cloned();
+        if let Some(item) = last(&self.input) {
+            return item["type"] == "function_call_output";
+        }
+        last(&self.messages).is_some_and(|m| {
+            m["role"] == "tool"
+                || m["content"]
+                    .as_array()
+                    .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+        })
+    }
+
     /// The name of the first tool offered, if any.
     pub(crate) fn first_tool(&self) -> Option<&str> {
         let tool = self.tools.as_ref()?.first()?;
@@ -108,7 +127,10 @@ impl<'a> Reply<'a> {
         body_len: usize,
         chunks: usize,
     ) -> Self {
-        let content = match request.first_tool() {
+        let tool = request
+            .first_tool()
+            .filter(|_| !request.ends_with_tool_result());
+        let content = match tool {
             Some(tool) => {
                 let mut arguments = serde_json::json!({ "mock": name }).to_string();
                 // JSON allows blanks before the closing brace: pad so every delta has a

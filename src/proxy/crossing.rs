@@ -49,6 +49,13 @@ impl Crossing {
         if provider.wires.contains(&wire) {
             return Ok(Crossing::Native);
         }
+        if operation == Operation::CountTokens {
+            // Counts are the target's own tokenizer's: no other vendor's count stands in.
+            return Err(Unsupported(format!(
+                "token counting needs an Anthropic target; {} is not one",
+                provider.name
+            )));
+        }
         let serves_chat = provider.wires.contains(&Wire::Chat);
         let not_served = || {
             Unsupported(format!(

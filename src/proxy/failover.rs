@@ -187,6 +187,21 @@ impl<'a> Run<'a> {
         Crossing::new(self.operation, &target.provider, || self.parsed())
     }
 
+    /// The stored response a Responses call continues, if any.
+    fn previous_response_id(&self) -> Option<String> {
+        match self.operation {
+            Operation::Responses => self
+                .parsed()?
+                .get("previous_response_id")?
+                .as_str()
+                .map(str::to_owned),
+            Operation::Chat
+            | Operation::Embeddings
+            | Operation::Messages
+            | Operation::CountTokens => None,
+        }
+    }
+
     fn skip_unsupported(&self, index: usize, unsupported: &Unsupported) {
         let route = self.route();
         let label = route.targets[index].label();
@@ -504,10 +519,20 @@ impl<'a> Run<'a> {
                 .map(|prepared| (at, index, prepared))
         });
         let Some((at, index, prepared)) = soonest else {
+            if let Some(previous) = self.previous_response_id() {
+                return Ok(self.fail(ProxyError::PreviousResponseNotFound(previous)));
+            }
             let error = ProxyError::AllFailed(format!(
-                "no target of route {:?} can serve a {} call",
+                "no target of route {:?} can serve a {} call{}",
                 route.model,
-                self.operation.dialect().as_str()
+                self.operation.wire().as_str(),
+                match self.operation {
+                    Operation::CountTokens => " (token counting needs an Anthropic target)",
+                    Operation::Chat
+                    | Operation::Embeddings
+                    | Operation::Messages
+                    | Operation::Responses => "",
+                }
             ));
             return Ok(self.fail(error));
         };

@@ -6,6 +6,7 @@ pub mod adapt;
 pub mod attempt;
 pub mod crossing;
 pub mod egress;
+pub mod event_kind;
 pub mod events;
 pub mod failover;
 pub mod inbound;
@@ -51,6 +52,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         (&Method::POST, "/v1/embeddings") => Some(Operation::Embeddings),
         (&Method::POST, "/v1/messages") => Some(Operation::Messages),
         (&Method::POST, "/v1/responses") => Some(Operation::Responses),
+        (&Method::POST, "/v1/messages/count_tokens") => Some(Operation::CountTokens),
         _ => None,
     };
     let dialect = failover::dialect_of(operation, request.headers());

@@ -137,6 +137,8 @@ pub enum Operation {
     Messages,
     /// OpenAI Responses.
     Responses,
+    /// Anthropic token counting (`/v1/messages/count_tokens`): Messages, not generation.
+    CountTokens,
 }
 
 impl Operation {
@@ -146,6 +148,8 @@ impl Operation {
             // The GenAI conventions have no Responses name: a Responses call is a chat.
             Operation::Chat | Operation::Messages | Operation::Responses => "chat",
             Operation::Embeddings => "embeddings",
+            // Not a GenAI operation: named for what it does.
+            Operation::CountTokens => "count_tokens",
         }
     }
 
@@ -153,7 +157,7 @@ impl Operation {
     pub fn is_generation(self) -> bool {
         match self {
             Operation::Chat | Operation::Messages | Operation::Responses => true,
-            Operation::Embeddings => false,
+            Operation::Embeddings | Operation::CountTokens => false,
         }
     }
 
@@ -162,7 +166,7 @@ impl Operation {
     pub fn dialect(self) -> ApiKind {
         match self {
             Operation::Chat | Operation::Embeddings | Operation::Responses => ApiKind::Openai,
-            Operation::Messages => ApiKind::Anthropic,
+            Operation::Messages | Operation::CountTokens => ApiKind::Anthropic,
         }
     }
 
@@ -171,7 +175,7 @@ impl Operation {
         match self {
             Operation::Chat => Wire::Chat,
             Operation::Embeddings => Wire::Embeddings,
-            Operation::Messages => Wire::Messages,
+            Operation::Messages | Operation::CountTokens => Wire::Messages,
             Operation::Responses => Wire::Responses,
         }
     }
@@ -207,7 +211,7 @@ pub fn build_request(
     inbound: &HeaderMap,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
-    let uri = upstream_uri(provider, wire, target_model)?;
+    let uri = upstream_uri(provider, (operation, wire), target_model)?;
     let mut builder = Request::builder().method(Method::POST).uri(uri);
     let headers = builder
         .headers_mut()
@@ -258,10 +262,17 @@ fn copy_forwardable(inbound: &HeaderMap, out: &mut HeaderMap) {
     }
 }
 
-fn upstream_uri(provider: &Provider, wire: Wire, target_model: &str) -> Result<Uri, http::Error> {
+fn upstream_uri(
+    provider: &Provider,
+    (operation, wire): (Operation, Wire),
+    target_model: &str,
+) -> Result<Uri, http::Error> {
     let base = provider.base_url.trim_end_matches('/');
     let version = provider.api_version.as_deref().unwrap_or_default();
     let uri = match (provider.api, wire) {
+        (ApiKind::Anthropic, _) if operation == Operation::CountTokens => {
+            format!("{base}/v1/messages/count_tokens")
+        }
         (ApiKind::Anthropic, _) => format!("{base}/v1/messages"),
         // Azure's Responses API takes the deployment in the body's `model`, not the path.
         (ApiKind::AzureOpenai, Wire::Responses) => {

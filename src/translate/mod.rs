@@ -29,6 +29,8 @@ mod proptests;
 #[cfg(test)]
 mod request_tests;
 #[cfg(test)]
+mod responses_tests;
+#[cfg(test)]
 mod stream_tests;
 
 pub use error::{error_to_anthropic, error_to_openai};

@@ -9,6 +9,7 @@ mod support;
 mod adapt;
 mod admin;
 mod cli;
+mod count_tokens;
 mod crossing;
 mod demo;
 mod egress;

@@ -48,6 +48,12 @@ routes:
         model: gpt-4o
       - provider: chat-only
         model: llama-3
+  - model: no-holder
+    targets:
+      - provider: chat-only
+        model: llama-3
+      - provider: claude
+        model: claude-sonnet-4-5
   - model: to-claude
     targets:
       - provider: primary
@@ -213,4 +219,21 @@ async fn the_sidecars_own_errors_are_in_the_responses_format() {
     let reply = post(&sidecar.url("/v1/responses"), "not json", &[]).await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json()["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn a_previous_response_no_target_can_hold_is_a_clear_400() {
+    let (primary, secondary, sidecar) = setup().await;
+    let request =
+        json!({"model": "no-holder", "input": "and then?", "previous_response_id": "resp_abc"});
+    let reply = post(&sidecar.url("/v1/responses"), &request.to_string(), &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["error"]["code"], "previous_response_not_found");
+    assert_eq!((primary.calls(), secondary.calls()), (0, 0));
+    // A route with a native target sends it there, and only there.
+    let request =
+        json!({"model": "crossed", "input": "and then?", "previous_response_id": "resp_abc"});
+    let reply = post(&sidecar.url("/v1/responses"), &request.to_string(), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-switchyard-provider"), "primary");
 }

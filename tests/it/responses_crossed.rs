@@ -105,17 +105,9 @@ async fn a_tool_round_trip_crosses_to_chat_and_to_anthropic() {
         ]});
         let (_, events) = stream(&sidecar, &second.to_string()).await;
         assert_well_ordered(&events);
-        let added = events
-            .iter()
-            .find(|e| e["type"] == "response.output_item.added")
-            .unwrap();
-        assert_eq!(added["item"]["type"], "function_call", "{model}");
-        let args: String = events
-            .iter()
-            .filter(|e| e["type"] == "response.function_call_arguments.delta")
-            .map(|e| e["delta"].as_str().unwrap())
-            .collect();
-        assert!(args.contains("mock"), "{args}");
+        // The tool result reached the target: the mock answers it with text.
+        assert_eq!(text_of(&events), "Hello from mock secondary", "{model}");
+        assert_eq!(*kinds(&events).last().unwrap(), "response.completed");
     }
 }
 

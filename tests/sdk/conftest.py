@@ -85,9 +85,15 @@ providers:
   - name: primary
     api: openai
     baseUrl: {p}/v1
+    wires: [chat, embeddings, responses]
     auth: {{apiKey: {{fromEnv: SDK_TEST_KEY}}}}
     timeouts: {{connect: 1s, firstByte: 2s, idle: 2s}}
   - name: secondary
+    api: openai
+    baseUrl: {s}/v1
+    wires: [chat, embeddings, responses]
+    auth: {{apiKey: {{fromEnv: SDK_TEST_KEY}}}}
+  - name: chat-only
     api: openai
     baseUrl: {s}/v1
     auth: {{apiKey: {{fromEnv: SDK_TEST_KEY}}}}
@@ -112,6 +118,14 @@ routes:
     targets:
       - {{provider: claude, model: claude-sonnet-4-5}}
       - {{provider: secondary, model: gpt-4o-mini}}
+  - model: resp-chat
+    targets:
+      - {{provider: primary, model: gpt-4o}}
+      - {{provider: chat-only, model: llama-3}}
+  - model: resp-claude
+    targets:
+      - {{provider: primary, model: gpt-4o}}
+      - {{provider: claude-backup, model: claude-haiku-4-5}}
   - model: claude-chat
     targets:
       - {{provider: claude}}

@@ -66,7 +66,7 @@ def test_openai_embeddings(sidecar):
 
 def test_openai_models_lists_routes(sidecar):
     ids = [m.id for m in openai_client(sidecar).models.list()]
-    assert ids == ["gpt-4o", "cross-gpt", "cross-claude", "claude-chat"]
+    assert ids == ["gpt-4o", "cross-gpt", "cross-claude", "resp-chat", "resp-claude", "claude-chat"]
 
 
 def test_anthropic_messages_fail_over(sidecar, mocks):

@@ -478,3 +478,42 @@ fn tls_rejects_unknown_fields_such_as_a_verification_switch() {
     );
     assert!(decode(&text).is_err());
 }
+
+#[test]
+fn wires_are_ones_the_kind_can_serve() {
+    use crate::policy::spec::Wire;
+    let anthropic = valid()
+        .providers
+        .iter()
+        .position(|p| p.api == ApiKind::Anthropic)
+        .unwrap();
+    assert_one(
+        |s| s.providers[anthropic].wires = Some(vec![Wire::Messages, Wire::Chat]),
+        &format!(
+            "providers[{anthropic}].wires[1]: api anthropic cannot serve chat; it serves messages"
+        ),
+    );
+    assert!(errors_after(|s| s.providers[0].wires = Some(vec![Wire::Chat])).is_empty());
+}
+
+#[test]
+fn wires_default_by_kind_and_base_url() {
+    use crate::policy::spec::Wire;
+    let all = [Wire::Chat, Wire::Embeddings, Wire::Responses];
+    assert_eq!(
+        ApiKind::Openai.default_wires("https://api.openai.com/v1"),
+        all
+    );
+    assert_eq!(
+        ApiKind::AzureOpenai.default_wires("https://x.openai.azure.com"),
+        all
+    );
+    assert_eq!(
+        ApiKind::Openai.default_wires("http://vllm:8000/v1"),
+        [Wire::Chat, Wire::Embeddings]
+    );
+    assert_eq!(
+        ApiKind::Anthropic.default_wires("https://api.anthropic.com"),
+        [Wire::Messages]
+    );
+}
