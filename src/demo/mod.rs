@@ -24,8 +24,9 @@ use crate::app::{self, RunArgs};
 use crate::mock::{Faults, MockServer};
 
 const WORKERS: usize = 4;
-const PHASES: [(&str, u64); 5] = [
+const PHASES: [(&str, u64); 6] = [
     ("healthy", 5),
+    ("primary throttled (429)", 5),
     ("primary is 30x slower", 9),
     ("primary returns 503s", 6),
     ("primary is a black hole", 8),
@@ -55,6 +56,7 @@ routes:
     targets:
       - {{provider: primary, model: gpt-4o, price: {{inputPerMTok: 2.5, outputPerMTok: 10}}}}
       - {{provider: backup, model: claude-haiku-4-5, price: {{inputPerMTok: 1, outputPerMTok: 5}}}}
+    hedge: {{after: auto, maxRatio: 0.1}}
 circuitBreaker:
   window: 5s
   minimumCalls: 4
@@ -143,10 +145,13 @@ pub async fn run(log: Option<&std::path::Path>) -> anyhow::Result<()> {
     let started = Instant::now();
     for (index, (phase, seconds)) in PHASES.iter().enumerate() {
         match index {
-            1 => primary.set_faults(faults(PRIMARY_BROWN_OUT)),
-            2 => primary.set_faults(faults(r#"{"errorRate": 1.0, "errorStatus": 503}"#)),
-            3 => primary.set_faults(faults(r#"{"blackhole": true}"#)),
-            4 => primary.set_faults(faults(PRIMARY_NORMAL)),
+            1 => primary.set_faults(faults(
+                r#"{"latency": "80ms", "errorRate": 1.0, "errorStatus": 429, "retryAfter": 2}"#,
+            )),
+            2 => primary.set_faults(faults(PRIMARY_BROWN_OUT)),
+            3 => primary.set_faults(faults(r#"{"errorRate": 1.0, "errorStatus": 503}"#)),
+            4 => primary.set_faults(faults(r#"{"blackhole": true}"#)),
+            5 => primary.set_faults(faults(PRIMARY_NORMAL)),
             _ => {}
         }
         if !live {
@@ -184,13 +189,15 @@ pub async fn run(log: Option<&std::path::Path>) -> anyhow::Result<()> {
                     view.elapsed = started.elapsed().as_secs_f64();
                     view.sent = tally.sent.load(Ordering::Relaxed);
                     view.failovers = tally.failed_over.load(Ordering::Relaxed);
+                    view.hedges = hedges(&sidecar.shared.metrics.encode());
                     view.app_errors = tally.app_errors.load(Ordering::Relaxed);
                     view.transitions.clone_from(&transitions);
                     screen.terminal.draw(|f| view::draw(f, &view))?;
                 }
                 None => println!(
-                    "  {}",
-                    status_line(&tally, &state, started.elapsed(), phase)
+                    "  {}  hedges {}",
+                    status_line(&tally, &state, started.elapsed(), phase),
+                    hedges(&sidecar.shared.metrics.encode()),
                 ),
             }
         }
@@ -263,6 +270,15 @@ fn breaker_state(shared: &crate::shared::Shared) -> String {
                 .find(|s| s.key.provider == "primary")
         })
         .map_or_else(|| "unknown".to_owned(), |s| s.state().as_str().to_owned())
+}
+
+/// Hedges that answered so far, from the sidecar's own metrics.
+fn hedges(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("switchyard_hedges_total{") && l.contains(r#"outcome="won""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 fn status_line(tally: &Tally, state: &str, elapsed: Duration, phase: &str) -> String {
@@ -363,6 +379,7 @@ fn summary(tally: &Tally, transitions: &[String], metrics: &str) {
         "  answered after a failover  {}",
         tally.failed_over.load(Ordering::Relaxed)
     );
+    println!("  answered by a hedge        {}", hedges(metrics));
     println!("  failures the app saw       {errors}");
     println!(
         "  latency p50 / p99          {:.1} ms / {:.1} ms",
@@ -382,7 +399,7 @@ fn summary(tally: &Tally, transitions: &[String], metrics: &str) {
     let troubled: u64 = PHASES[1..PHASES.len() - 1].iter().map(|p| p.1).sum();
     if errors == 0 {
         println!(
-            "\nThe primary crawled, failed and went silent for {troubled} s; the app never saw a failure."
+            "\nThe primary throttled, crawled, failed and went silent for {troubled} s; the app never saw a failure."
         );
     } else {
         println!("\n{errors} request(s) failed as the app saw them.");

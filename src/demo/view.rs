@@ -26,6 +26,8 @@ pub struct View {
     pub breaker: Vec<&'static str>,
     /// Calls answered after a failover so far.
     pub failovers: u64,
+    /// Calls a hedge answered so far (a slow primary got company).
+    pub hedges: u64,
     /// Calls the app saw fail so far.
     pub app_errors: u64,
     /// Calls sent so far.
@@ -112,8 +114,8 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         breaker,
     );
     let mut lines = vec![Line::from(format!(
-        "sent {}   failovers {}   app errors {}",
-        view.sent, view.failovers, view.app_errors
+        "sent {}   failovers {}   hedges won {}   app errors {}",
+        view.sent, view.failovers, view.hedges, view.app_errors
     ))];
     let recent = view.transitions.len().saturating_sub(3);
     lines.extend(
