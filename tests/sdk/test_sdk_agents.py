@@ -1,10 +1,9 @@
 """The openai-agents SDK (whose default model speaks Responses): `Runner.run` with a
 function tool, through a failover and across a vendor crossing to Anthropic."""
 
+import agents
 import pytest
-
-agents = pytest.importorskip("agents")
-from openai import AsyncOpenAI  # noqa: E402
+from openai import AsyncOpenAI
 
 CALLS = []
 
