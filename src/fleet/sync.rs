@@ -125,7 +125,8 @@ async fn session(
     bounded(pubsub.subscribe(keys::channel())).await?;
     let mut messages = pubsub.into_on_message();
     let script = redis::Script::new(SET_LATER);
-    full_read(shared, &mut conn, pod, known).await?;
+    let mut targets = Targets::default();
+    full_read(shared, &mut conn, pod, (known, &mut targets)).await?;
     *last_sync = Instant::now();
     shared.metrics.shared_state_up.set(1);
     if std::mem::take(logged_down) {
@@ -135,7 +136,7 @@ async fn session(
     loop {
         let read_now = tokio::select! {
             _ = tick.tick() => {
-                publish(shared, &mut conn, &script, pod, known).await?;
+                publish(shared, &mut conn, &script, pod, (known, &mut targets)).await?;
                 last_sync.elapsed() >= FULL_READ_EVERY
             }
             message = messages.next() => match message {
@@ -144,7 +145,7 @@ async fn session(
             },
         };
         if read_now {
-            full_read(shared, &mut conn, pod, known).await?;
+            full_read(shared, &mut conn, pod, (known, &mut targets)).await?;
             *last_sync = Instant::now();
         }
         shared
@@ -154,16 +155,28 @@ async fn session(
     }
 }
 
-/// The running policy's targets by fleet key, each once.
-fn targets(policy: &Policy) -> Vec<(String, Arc<TargetState>)> {
-    let mut out: Vec<(String, Arc<TargetState>)> = Vec::new();
-    for target in policy.routes.iter().flat_map(|r| &r.targets) {
-        let key = keys::target(target);
-        if !out.iter().any(|(k, _)| *k == key) {
-            out.push((key, Arc::clone(&target.state)));
+/// The running policy's targets by fleet key, each once; the keys (a hash each) are worked
+/// out once per policy generation, not on every tick.
+#[derive(Default)]
+struct Targets {
+    generation: u64,
+    list: Vec<(String, Arc<TargetState>)>,
+}
+
+impl Targets {
+    fn of(&mut self, policy: &Policy) -> &[(String, Arc<TargetState>)] {
+        if self.generation != policy.generation || self.list.is_empty() {
+            self.list.clear();
+            for target in policy.routes.iter().flat_map(|r| &r.targets) {
+                let key = keys::target(target);
+                if !self.list.iter().any(|(k, _)| *k == key) {
+                    self.list.push((key, Arc::clone(&target.state)));
+                }
+            }
+            self.generation = policy.generation;
         }
+        &self.list
     }
-    out
 }
 
 /// Sends what changed here: a later cooldown, a breaker that opened or closed.
@@ -172,13 +185,13 @@ async fn publish(
     conn: &mut MultiplexedConnection,
     script: &redis::Script,
     pod: &Pod,
-    known: &mut HashMap<String, Known>,
+    (known, targets): (&mut HashMap<String, Known>, &mut Targets),
 ) -> RedisResult<()> {
     let Some(policy) = shared.policy() else {
         return Ok(());
     };
     let (now, wall) = (Instant::now(), unix_ms(SystemTime::now()));
-    for (key, state) in targets(&policy) {
+    for (key, state) in targets.of(&policy) {
         let entry = known.entry(key.clone()).or_default();
         if let Some(until) = state.cooldown_until(now) {
             let deadline = wall + until.duration_since(now).as_millis() as u64;
@@ -187,7 +200,7 @@ async fn publish(
                 let ttl = deadline - wall + COOLDOWN_GRACE_MS;
                 bounded(
                     script
-                        .key(keys::cooldown(&key))
+                        .key(keys::cooldown(key))
                         .arg(deadline)
                         .arg(ttl)
                         .arg(keys::channel())
@@ -198,7 +211,7 @@ async fn publish(
             }
         }
         if state.limits.is_limited() {
-            share_usage(conn, &key, pod, &state, wall).await?;
+            share_usage(conn, key, pod, state, wall).await?;
         }
         let breaker = state.state();
         if breaker != State::Open {
@@ -206,8 +219,8 @@ async fn publish(
         }
         let open = breaker == State::Open && !entry.hinted;
         if open != entry.reported_open {
-            report(conn, &key, pod, open, wall).await?;
-            bounded(conn.publish::<_, _, i64>(keys::channel(), keys::open(&key))).await?;
+            report(conn, key, pod, open, wall).await?;
+            bounded(conn.publish::<_, _, i64>(keys::channel(), keys::open(key))).await?;
             entry.reported_open = open;
         }
     }
@@ -274,7 +287,7 @@ async fn full_read(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
     pod: &Pod,
-    known: &mut HashMap<String, Known>,
+    (known, targets): (&mut HashMap<String, Known>, &mut Targets),
 ) -> RedisResult<()> {
     let wall = unix_ms(SystemTime::now());
     let window = POD_WINDOW.as_millis() as u64;
@@ -292,12 +305,12 @@ async fn full_read(
         return Ok(());
     };
     let now = Instant::now();
-    for (key, state) in targets(&policy) {
+    for (key, state) in targets.of(&policy) {
         let entry = known.entry(key.clone()).or_default();
         let (cooldown, reports): (Option<u64>, HashMap<String, u64>) = bounded(
             redis::pipe()
-                .get(keys::cooldown(&key))
-                .hgetall(keys::open(&key))
+                .get(keys::cooldown(key))
+                .hgetall(keys::open(key))
                 .query_async(conn),
         )
         .await?;
@@ -314,7 +327,7 @@ async fn full_read(
             entry.hinted = true;
         }
         if entry.reported_open {
-            report(conn, &key, pod, true, wall).await?;
+            report(conn, key, pod, true, wall).await?;
         }
     }
     Ok(())
