@@ -48,6 +48,10 @@ pub enum ProxyError {
     /// Every attempt failed; the message lists why.
     #[error("all targets failed: {0}")]
     AllFailed(String),
+    /// Every attempt failed and the last could not make a TLS session (unknown CA, name
+    /// mismatch, expired certificate): a configuration problem the header names apart.
+    #[error("all targets failed: {0}")]
+    TlsFailed(String),
     /// Every target is open, cooling down or shed, and the fallback attempt failed too.
     #[error("all targets are unavailable (open, cooling down or shed): {detail}")]
     Unavailable {
@@ -81,7 +85,7 @@ impl ProxyError {
             }
             ProxyError::UnknownModel(_) | ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::AllFailed(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::AllFailed(_) | ProxyError::TlsFailed(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Unavailable { .. } | ProxyError::NotReady => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -99,6 +103,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::NotFound(_) => "not_found",
             ProxyError::AllFailed(_) => "all_failed",
+            ProxyError::TlsFailed(_) => "tls_error",
             ProxyError::Unavailable { .. } => "unavailable",
             ProxyError::DeadlineExceeded(_) => "deadline",
             ProxyError::NotReady => "not_ready",
@@ -111,6 +116,7 @@ impl ProxyError {
     pub fn walked_the_plan(&self) -> bool {
         match self {
             ProxyError::AllFailed(_)
+            | ProxyError::TlsFailed(_)
             | ProxyError::Unavailable { .. }
             | ProxyError::DeadlineExceeded(_) => true,
             ProxyError::BadRequest(_)

@@ -21,6 +21,10 @@ use crate::limits::Limits;
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::telemetry::spans;
 
+mod held;
+
+pub use held::HeldResponses;
+
 /// What identifies a target across policy reloads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TargetKey {
@@ -88,6 +92,8 @@ pub struct TargetState {
     pub metrics: TargetMetrics,
     /// Requests and tokens per minute (`providers[].limits`).
     pub limits: Limits,
+    /// Stored Responses this target created, for calls that continue them.
+    pub held: HeldResponses,
 }
 
 impl std::fmt::Debug for TargetState {
@@ -127,6 +133,7 @@ impl TargetState {
             has_connect_problem: AtomicBool::new(false),
             metrics: target_metrics,
             limits: Limits::default(),
+            held: HeldResponses::default(),
         }
     }
 

@@ -590,6 +590,7 @@ mod tests {
             ProxyError::NotReady,
             ProxyError::BodyTimeout(Duration::ZERO),
             ProxyError::PreviousResponseNotFound(String::new()),
+            ProxyError::TlsFailed(String::new()),
         ];
         let kinds: HashSet<u8> = errors
             .iter()
@@ -604,6 +605,7 @@ mod tests {
                 ProxyError::NotReady => 7,
                 ProxyError::BodyTimeout(_) => 8,
                 ProxyError::PreviousResponseNotFound(_) => 9,
+                ProxyError::TlsFailed(_) => 10,
             })
             .collect();
         assert_eq!(kinds.len(), errors.len(), "one of each variant");

@@ -24,9 +24,11 @@ use crate::body::{self, Body};
 use crate::breaker::Timing;
 use crate::classify::{classify_response, FailReason, Outcome};
 use crate::log_limit;
+use crate::policy::spec::Wire;
 use crate::policy::{Policy, Route, Target};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
+use crate::proxy::responses_events;
 use crate::proxy::settle::Settle;
 use crate::proxy::stream::{emit, Committed, StreamBody};
 use crate::proxy::unreachable;
@@ -163,6 +165,11 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
         Ok(bytes) => {
             spans::completion(span, req.policy.capture_content, &bytes);
             let usage = body_usage(upstream_wire, &bytes);
+            if upstream_wire == Wire::Responses {
+                if let Some(id) = responses_events::body_id(&bytes) {
+                    target.state.held.remember(&id);
+                }
+            }
             settle.finish(Ok(usage));
             let body = req.crossing.response_body(bytes, req.requested_model);
             Attempt::Answered(passback(parts.status, &parts.headers, body))
@@ -242,6 +249,8 @@ async fn stream_until_commit(
         .crossing
         .stream_translator(req.operation.wire(), req.requested_model);
     let mut usage = Usage::default();
+    // A Responses stream names its stored response first: remembered for continuations.
+    let mut id_seen = upstream_wire != Wire::Responses;
     let mut last_life = Instant::now();
     let failure = loop {
         let (wake, limit) = watch.next(last_life, false);
@@ -258,7 +267,15 @@ async fn stream_until_commit(
         let mut commit = None;
         while let Some(event) = parser.next_event() {
             match inspect(upstream_wire, &event, &mut usage) {
-                EventKind::Lifecycle => emit(&mut translator, event, &mut held),
+                EventKind::Lifecycle => {
+                    if !id_seen {
+                        if let Some(id) = responses_events::created_id(&event) {
+                            req.target().state.held.remember(&id);
+                            id_seen = true;
+                        }
+                    }
+                    emit(&mut translator, event, &mut held);
+                }
                 EventKind::Error => {
                     commit = Some(Err(Outcome::Failure(FailReason::StreamError)));
                     break;

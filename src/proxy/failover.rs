@@ -14,7 +14,7 @@ use http::Response;
 use tokio::time::Instant;
 
 use crate::body::Body;
-use crate::classify::Outcome;
+use crate::classify::{FailReason, Outcome};
 use crate::error::ProxyError;
 use crate::hedge::{HedgeAfter, AUTO_WITHOUT_BASELINE};
 use crate::log_limit;
@@ -78,7 +78,9 @@ pub async fn serve(
         plan: plan::order(route, strategy, started),
         next: 0,
         candidates: Vec::new(),
+        config_skipped: false,
     };
+    run.stick_to_holder();
     loop {
         let candidate = match run.next_admitted(true) {
             Next::Attempt(candidate) => candidate,
@@ -128,6 +130,9 @@ struct Run<'a> {
     next: usize,
     /// Targets this request could be sent to (for the last-chance attempt).
     candidates: Vec<usize>,
+    /// Whether a target was passed over for its configuration (no usable client): then
+    /// no candidate is the sidecar's problem, not the request's.
+    config_skipped: bool,
 }
 
 /// An admitted target with the body to send it.
@@ -188,17 +193,29 @@ impl<'a> Run<'a> {
     }
 
     /// The stored response a Responses call continues, if any.
-    fn previous_response_id(&self) -> Option<String> {
+    fn previous_response_id(&self) -> Option<&'a str> {
         match self.operation {
-            Operation::Responses => self
-                .parsed()?
-                .get("previous_response_id")?
-                .as_str()
-                .map(str::to_owned),
+            Operation::Responses => self.body.previous_response_id.as_deref(),
             Operation::Chat
             | Operation::Embeddings
             | Operation::Messages
             | Operation::CountTokens => None,
+        }
+    }
+
+    /// A call that continues a stored response goes only to the target that created it,
+    /// when this sidecar saw which: another would answer "not found", and failing over
+    /// cannot move the conversation's context.
+    fn stick_to_holder(&mut self) {
+        let Some(previous) = self.previous_response_id() else {
+            return;
+        };
+        let route = self.route();
+        if let Some(holder) =
+            (0..route.targets.len()).find(|&i| route.targets[i].state.held.holds(previous))
+        {
+            tracing::debug!(route = %route.model, target = %route.targets[holder].label(), previous_response_id = previous, "continuing a stored response on the target that holds it");
+            self.plan = vec![holder];
         }
     }
 
@@ -257,6 +274,7 @@ impl<'a> Run<'a> {
                 let label = target.label();
                 tracing::debug!(route = %route.model, target = %label, reason = "config", "skipping target");
                 spans::skipped(&label, "config");
+                self.config_skipped = true;
                 continue;
             };
             // The cheap checks first: the body (a copy, or a translation) is only built
@@ -520,9 +538,9 @@ impl<'a> Run<'a> {
         });
         let Some((at, index, prepared)) = soonest else {
             if let Some(previous) = self.previous_response_id() {
-                return Ok(self.fail(ProxyError::PreviousResponseNotFound(previous)));
+                return Ok(self.fail(ProxyError::PreviousResponseNotFound(previous.to_owned())));
             }
-            let error = ProxyError::AllFailed(format!(
+            let detail = format!(
                 "no target of route {:?} can serve a {} call{}",
                 route.model,
                 self.operation.wire().as_str(),
@@ -533,7 +551,13 @@ impl<'a> Run<'a> {
                     | Operation::Messages
                     | Operation::Responses => "",
                 }
-            ));
+            );
+            // Every target ruled the request out: resending it cannot help.
+            let error = if self.candidates.is_empty() && !self.config_skipped {
+                ProxyError::BadRequest(detail)
+            } else {
+                ProxyError::AllFailed(detail)
+            };
             return Ok(self.fail(error));
         };
         let target = &route.targets[index];
@@ -582,6 +606,9 @@ impl<'a> Run<'a> {
                 retry_after: *cooldown,
                 detail: self.describe_last(),
             },
+            Some((_, Outcome::Failure(FailReason::Tls(_)), _)) => {
+                ProxyError::TlsFailed(self.describe_last())
+            }
             _ => ProxyError::AllFailed(self.describe_last()),
         }
     }

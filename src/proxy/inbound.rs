@@ -19,6 +19,8 @@ pub struct InboundBody {
     pub model: String,
     /// Whether the app asked for a stream.
     pub stream: bool,
+    /// The stored response a Responses call continues, which pins it to its holder.
+    pub previous_response_id: Option<String>,
     /// Byte range of the `model` value (quotes included) within `bytes`.
     model_span: (usize, usize),
 }
@@ -29,6 +31,8 @@ struct Peek<'a> {
     model: Option<&'a RawValue>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default, borrow)]
+    previous_response_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Reads the whole body, refusing more than `limit` bytes.
@@ -62,6 +66,7 @@ impl InboundBody {
         Ok(InboundBody {
             model,
             stream,
+            previous_response_id: peek.previous_response_id.map(|id| id.into_owned()),
             model_span,
             bytes,
         })

@@ -157,6 +157,34 @@ fn add_response(response: &ResponsePeek<'_>, usage: &mut Usage) {
     };
 }
 
+/// Where a Responses stream or body names the response it creates.
+#[derive(Deserialize)]
+struct IdPeek<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    response: Option<Box<IdPeek<'a>>>,
+}
+
+/// The id of the response a stream's `response.created` event announces.
+pub fn created_id(event: &Event) -> Option<String> {
+    let peek = serde_json::from_str::<IdPeek<'_>>(&event.data).ok()?;
+    let kind = peek.kind.as_deref().or(event.event.as_deref())?;
+    (kind == "response.created")
+        .then(|| peek.response?.id.map(Cow::into_owned))
+        .flatten()
+}
+
+/// The id of a complete (non-streamed) Responses body.
+pub fn body_id(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<IdPeek<'_>>(body)
+        .ok()?
+        .id
+        .map(Cow::into_owned)
+}
+
 /// Usage and finish reason of a complete (non-streamed) Responses body.
 pub fn body_usage(body: &[u8]) -> Usage {
     let mut usage = Usage::default();
@@ -221,5 +249,20 @@ mod tests {
         let body = br#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"usage":{"input_tokens":3,"output_tokens":8}}"#;
         let u = body_usage(body);
         assert_eq!((u.input, u.output, u.finish), (3, 8, Some("length")));
+    }
+
+    #[test]
+    fn finds_the_id_of_the_response_created() {
+        let created =
+            r#"{"type":"response.created","response":{"id":"resp_1","status":"in_progress"}}"#;
+        assert_eq!(created_id(&ev(created)).as_deref(), Some("resp_1"));
+        let progress = r#"{"type":"response.in_progress","response":{"id":"resp_1"}}"#;
+        assert_eq!(created_id(&ev(progress)), None);
+        assert_eq!(created_id(&ev("not json")), None);
+        assert_eq!(
+            body_id(br#"{"id":"resp_2","object":"response"}"#).as_deref(),
+            Some("resp_2")
+        );
+        assert_eq!(body_id(b"{}"), None);
     }
 }

@@ -29,9 +29,12 @@ async fn a_route_without_an_anthropic_target_says_so_in_anthropics_format() {
     let (primary, secondary, sidecar) = pair("").await;
     let url = sidecar.url("/v1/messages/count_tokens");
     let reply = post(&url, &count_body("gpt-4o"), &[]).await;
-    assert_eq!(reply.status, 502);
+    // Resending cannot help: a client error, not a gateway failure.
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.header("x-switchyard-error"), "bad_request");
     let body = reply.json();
     assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("needs an Anthropic target"), "{message}");
     assert_eq!((primary.calls(), secondary.calls()), (0, 0));

@@ -237,3 +237,66 @@ async fn a_previous_response_no_target_can_hold_is_a_clear_400() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-switchyard-provider"), "primary");
 }
+
+/// The id of a response created through the sidecar, and who created it.
+async fn create(sidecar: &Sidecar, streamed: bool) -> (String, String) {
+    if streamed {
+        let (headers, events) = stream(sidecar, &body("gpt-4o", true)).await;
+        let id = events[0]["response"]["id"].as_str().unwrap().to_owned();
+        let provider = headers["x-switchyard-provider"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        return (id, provider);
+    }
+    let reply = post(&sidecar.url("/v1/responses"), &body("gpt-4o", false), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    (id, reply.header("x-switchyard-provider").to_owned())
+}
+
+fn continuation(previous: &str) -> String {
+    json!({"model": "gpt-4o", "input": "and then?", "previous_response_id": previous}).to_string()
+}
+
+#[tokio::test]
+async fn a_continuation_goes_to_the_target_that_holds_the_response() {
+    let (primary, secondary, sidecar) = setup().await;
+    for streamed in [false, true] {
+        // The primary is down when the conversation starts: the secondary stores it.
+        primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+        let (id, provider) = create(&sidecar, streamed).await;
+        assert_eq!(provider, "secondary", "streamed: {streamed}");
+        primary.set_faults(faults(json!({"errorRate": 0.0})));
+        let before = primary.calls();
+        let reply = post(&sidecar.url("/v1/responses"), &continuation(&id), &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-switchyard-provider"), "secondary");
+        assert_eq!(primary.calls(), before, "the healthy primary never saw it");
+        let sent: Value =
+            serde_json::from_str(&secondary.stats().recent.last().unwrap().body).unwrap();
+        assert_eq!(sent["previous_response_id"], id.as_str());
+    }
+    // An id this sidecar never saw created follows the plan as before.
+    let reply = post(
+        &sidecar.url("/v1/responses"),
+        &continuation("resp_elsewhere"),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.header("x-switchyard-provider"), "primary");
+}
+
+#[tokio::test]
+async fn a_holder_that_fails_is_not_replaced_by_a_target_without_the_context() {
+    let (primary, secondary, sidecar) = setup().await;
+    primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    let (id, _) = create(&sidecar, false).await;
+    primary.set_faults(faults(json!({"errorRate": 0.0})));
+    secondary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    let before = primary.calls();
+    let reply = post(&sidecar.url("/v1/responses"), &continuation(&id), &[]).await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(reply.text().contains("secondary"), "{}", reply.text());
+    assert_eq!(primary.calls(), before);
+}

@@ -77,7 +77,7 @@ async fn a_private_ca_is_trusted_only_with_ca_file() {
     let without = Sidecar::start(&policy(&[("internal", mock.base_url(), String::new())])).await;
     let refused = without.chat("gpt-4o").await;
     assert_eq!(refused.status, 502, "{}", refused.text());
-    assert_eq!(refused.header("x-switchyard-error"), "all_failed");
+    assert_eq!(refused.header("x-switchyard-error"), "tls_error");
     assert!(
         refused.text().contains("tls_error (unknown CA)"),
         "{}",
@@ -121,6 +121,7 @@ async fn handshake_failures_name_their_cause() {
         mock.set_config(Ca::server_config(&leaf, None, false));
         let reply = sidecar.chat("gpt-4o").await;
         assert_eq!(reply.status, 502, "{}", reply.text());
+        assert_eq!(reply.header("x-switchyard-error"), "tls_error");
         assert!(reply.text().contains(cause), "{cause}: {}", reply.text());
     }
     mock.set_config(Ca::server_config(&good, None, false));
