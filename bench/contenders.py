@@ -14,6 +14,15 @@ from procs import Child, free_port, wait_ready
 
 REQUEST_MODEL = {"fast": "bench", "sse": "bench-sse", "hold": "bench-hold"}
 
+# The Responses lane streams from the `sse` mocks: `bench-sse` natively (the sse
+# providers serve Responses), `bench-sse-crossed` translated to Chat Completions.
+RESPONSES_MODELS = {"responses": "bench-sse", "responses-crossed": "bench-sse-crossed"}
+
+
+def responses_url(chat_url):
+    """The Responses endpoint beside a contender's chat completions endpoint."""
+    return chat_url.replace("/v1/chat/completions", "/v1/responses")
+
 
 class Mocks:
     """Primary and secondary mocks per lane; secondaries only matter on failover."""
@@ -103,8 +112,9 @@ def switchyard_policy(mocks):
     for lane in ("fast", "sse", "hold"):
         backup = "fast-b" if lane == "fast" else "sse-b"
         for name, target in ((lane, lane), (f"{lane}-backup", backup)):
+            wires = "    wires: [chat, embeddings, responses]\n" if lane == "sse" else ""
             providers.append(
-                f"  - name: {name}\n    api: openai\n    baseUrl: {mocks.base(target)}/v1\n"
+                f"  - name: {name}\n    api: openai\n    baseUrl: {mocks.base(target)}/v1\n{wires}"
                 f"    auth: {{apiKey: {{fromEnv: BENCH_KEY}}}}\n"
                 f"    timeouts: {{connect: 1s, firstByte: 10s, idle: 10s}}\n"
             )
@@ -113,6 +123,18 @@ def switchyard_policy(mocks):
             f"      - {{provider: {lane}, model: gpt-4o}}\n"
             f"      - {{provider: {lane}-backup, model: gpt-4o-mini}}\n"
         )
+    # The same mocks as Chat-only providers: a Responses call to them is translated.
+    for name, target in (("sse-chat", "sse"), ("sse-chat-backup", "sse-b")):
+        providers.append(
+            f"  - name: {name}\n    api: openai\n    baseUrl: {mocks.base(target)}/v1\n"
+            f"    auth: {{apiKey: {{fromEnv: BENCH_KEY}}}}\n"
+            f"    timeouts: {{connect: 1s, firstByte: 10s, idle: 10s}}\n"
+        )
+    routes.append(
+        f"  - model: {RESPONSES_MODELS['responses-crossed']}\n    strategy: failover\n    targets:\n"
+        "      - {provider: sse-chat, model: gpt-4o}\n"
+        "      - {provider: sse-chat-backup, model: gpt-4o-mini}\n"
+    )
     return "providers:\n" + "".join(providers) + "routes:\n" + "".join(routes)
 
 

@@ -108,6 +108,16 @@ def write(out, meta, results, commands):
         add_gap = s["gap_p99"] - d["gap_p99"] if d and s["gap_p99"] is not None else None
         lines.append(f"| {n} | {s['streams']} | {s['errors']} | {us(s['ttft_p50'])} | {us(s['ttft_p99'])} | {us(add_ttft)} | "
                      f"{us(s['gap_p50'])} | {us(s['gap_p99'])} | {us(add_gap)} | {s['coalesced_first_read']} | {s['coalesced_after_first']} |")
+    lines += ["", "## Responses lane (the SSE lane's 64 deltas as `POST /v1/responses` events; native passthrough, and switchyard translating to a Chat-only target as `switchyard (crossed)`)", "",
+              "| contender | streams | errors | events | TTFT p50 | TTFT p99 | added TTFT p50 | gap p50 | gap p99 | added gap p99 | coalesced (after) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    d = direct.get("responses") if direct else None
+    for label, s in ((f"{n} (crossed)" if lane == "responses-crossed" else n, results[n][lane])
+                     for n in names for lane in ("responses", "responses-crossed") if lane in results[n]):
+        add_ttft = s["ttft_p50"] - d["ttft_p50"] if d and s["ttft_p50"] is not None else None
+        add_gap = s["gap_p99"] - d["gap_p99"] if d and s["gap_p99"] is not None else None
+        lines.append(f"| {label} | {s['streams']} | {s['errors']} | {s['events']} | {us(s['ttft_p50'])} | {us(s['ttft_p99'])} | {us(add_ttft)} | "
+                     f"{us(s['gap_p50'])} | {us(s['gap_p99'])} | {us(add_gap)} | {s['coalesced_after_first']} |")
     lines += ["", "## Memory and start-up", "",
               "| contender | RSS idle | RSS after load | RSS with open streams | start-up to ready |", "| --- | --- | --- | --- | --- |"]
     for n in (n for n in names if "rss_idle_kib" in results[n]):

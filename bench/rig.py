@@ -49,12 +49,24 @@ def sse_lane(pin, probe_bin, url, streams):
     return measure.sse_summary(measure.probe(pin, probe_bin, url, "bench-sse", streams, 1))
 
 
+def responses_lane(pin, probe_bin, chat_url, streams, model="bench-sse"):
+    """The SSE lane's stream as a Responses stream (issue 13): the commit point and the
+    passthrough (or translation) of Responses events, timed the same way."""
+    url = contenders.responses_url(chat_url)
+    measure.probe(pin, probe_bin, url, model, 1, 1)
+    return measure.sse_summary(measure.probe(pin, probe_bin, url, model, streams, 1))
+
+
 def proxy_lanes(contender, pin, prof, probe_bin, results, hold=True, soak=False):
     pid = contender.child.pid
     out = {"startup_s": contender.startup, "rss_idle_kib": rss_kib(pid)}
     out["c1"] = measure.wrk(pin, contender.url("fast"), "bench", 1, prof["c1"], pid)
     out["sweep"] = measure.sweep(pin, contender.url("fast"), "bench", prof["levels"], prof["step"], pid)
     out["sse"] = sse_lane(pin, probe_bin, contender.url("sse"), prof["sse_streams"])
+    out["responses"] = responses_lane(pin, probe_bin, contender.url("sse"), prof["sse_streams"])
+    if contender.name == "switchyard":
+        out["responses-crossed"] = responses_lane(pin, probe_bin, contender.url("sse"), prof["sse_streams"],
+                                                  contenders.RESPONSES_MODELS["responses-crossed"])
     out["rss_after_load_kib"] = rss_kib(pid)
     if hold:
         raw = measure.probe(pin, probe_bin, contender.url("hold"), "bench-hold", prof["hold"], prof["hold"], rss_pid=pid)
@@ -91,6 +103,7 @@ def main():
                 "c1": measure.wrk(pin, direct.url("fast"), "bench", 1, prof["c1"]),
                 "sweep": measure.sweep(pin, direct.url("fast"), "bench", prof["levels"], prof["step"]),
                 "sse": sse_lane(pin, args.probe, direct.url("sse"), prof["sse_streams"]),
+                "responses": responses_lane(pin, args.probe, direct.url("sse"), prof["sse_streams"]),
             }
         if "tcp-forwarder" in only:
             # socat forks a child per connection that exits with it, so its CPU is not

@@ -1,4 +1,4 @@
-//! SSE timing client for `bench/run.sh`: opens streaming chat calls, timestamps every
+//! SSE timing client for `bench/run.sh`: opens streaming chat (or Responses) calls, timestamps every
 //! server-sent event the moment the frame completing it is read, and prints one JSON
 //! summary (time to first event, gaps between events, coalescing, errors).
 //!
@@ -26,7 +26,8 @@ use tokio::sync::Notify;
 /// Flags of the probe.
 #[derive(Parser, Debug, Clone)]
 struct Args {
-    /// Full URL of the chat completions endpoint.
+    /// Full URL of the chat completions endpoint, or of a Responses one (`…/responses`),
+    /// which gets a Responses body.
     #[arg(long)]
     url: Uri,
     /// Model name to request.
@@ -66,11 +67,12 @@ async fn one_stream(
     all_open: &Notify,
 ) -> StreamTimes {
     let mut times = StreamTimes::default();
-    let body = json!({
-        "model": args.model,
-        "stream": true,
-        "messages": [{"role": "user", "content": "Count to sixty-four."}],
-    })
+    let prompt = "Count to sixty-four.";
+    let body = if args.url.path().ends_with("/responses") {
+        json!({"model": args.model, "stream": true, "input": prompt})
+    } else {
+        json!({"model": args.model, "stream": true, "messages": [{"role": "user", "content": prompt}]})
+    }
     .to_string();
     let request = Request::post(args.url.clone())
         .header("content-type", "application/json")

@@ -33,7 +33,7 @@ enum Command {
         files: Vec<std::path::PathBuf>,
     },
     /// Watch failover live: mocks, a sidecar and traffic through an outage of the primary.
-    Demo,
+    Demo(demo::DemoArgs),
     /// Force a target's breaker open (or closed) on a running sidecar, to rehearse failover.
     Drill(drill::DrillArgs),
     /// Show a running sidecar's routes, targets and breakers (from its admin port).
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime can always be built on this platform");
     // The demo's screen is its live view: its sidecar logs go to a file it names at the end.
-    let demo_log = matches!(cli.command, Command::Demo).then(demo::log_path);
+    let demo_log = matches!(cli.command, Command::Demo(_)).then(demo::log_path);
     let telemetry = {
         // The exporter's transports run on this runtime.
         let _entered = runtime.enter();
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
             }
             Command::Drill(args) => drill::run(args).await,
             Command::Status(args) => status::run(args).await,
-            Command::Demo => demo::run(demo_log.as_deref()).await,
+            Command::Demo(args) => demo::run(args, demo_log.as_deref()).await,
             Command::Mock(args) => mock::run(args).await,
             Command::InjectWebhook(args) => inject::run(args).await,
             Command::Crd => {

@@ -59,6 +59,11 @@ impl Shared {
         self
     }
 
+    /// Woken when a target starts a cooldown or opens its breaker (fleet sync).
+    pub fn target_news(&self) -> Arc<tokio::sync::Notify> {
+        self.registry.news()
+    }
+
     /// The running policy, if one has loaded. Each request takes one snapshot.
     pub fn policy(&self) -> Option<Arc<Policy>> {
         self.policy.load_full()

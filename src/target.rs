@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::breaker::{
@@ -94,6 +95,10 @@ pub struct TargetState {
     pub limits: Limits,
     /// Stored Responses this target created, for calls that continue them.
     pub held: HeldResponses,
+    /// Woken when a cooldown starts or the breaker opens: the fleet sync publishes news
+    /// at once rather than at its next tick (shared by the registry's targets; touched
+    /// only on those rare events, never on an ordinary call).
+    news: Arc<Notify>,
 }
 
 impl std::fmt::Debug for TargetState {
@@ -115,7 +120,13 @@ pub struct Admission {
 }
 
 impl TargetState {
-    fn new(key: TargetKey, config: BreakerConfig, metrics: &Metrics, now: Instant) -> Self {
+    fn new(
+        key: TargetKey,
+        config: BreakerConfig,
+        metrics: &Metrics,
+        now: Instant,
+        news: Arc<Notify>,
+    ) -> Self {
         let target_metrics = metrics.target(&key.provider, &key.model);
         Self {
             key,
@@ -134,6 +145,7 @@ impl TargetState {
             metrics: target_metrics,
             limits: Limits::default(),
             held: HeldResponses::default(),
+            news,
         }
     }
 
@@ -264,7 +276,12 @@ impl TargetState {
     /// Rests the target after a 429.
     pub fn cool_down(&self, until: Instant) {
         let mut health = self.health();
+        let later = health.cooldown_until.is_none_or(|c| until > c);
         health.cooldown_until = Some(health.cooldown_until.map_or(until, |c| c.max(until)));
+        drop(health);
+        if later {
+            self.news.notify_one();
+        }
     }
 
     /// A snapshot for `/breakers`.
@@ -369,6 +386,9 @@ impl TargetState {
     fn observe(&self, transition: Option<&Transition>) {
         let Some(t) = transition else { return };
         self.metrics.breaker_state.set(t.to.metric_value());
+        if t.to == State::Open {
+            self.news.notify_one();
+        }
         tracing::warn!(
             provider = %self.key.provider,
             model = %self.key.model,
@@ -480,9 +500,16 @@ impl Drop for Admission {
 #[derive(Default)]
 pub struct Registry {
     targets: Mutex<HashMap<TargetKey, Weak<TargetState>>>,
+    news: Arc<Notify>,
 }
 
 impl Registry {
+    /// Woken whenever one of the registry's targets starts a cooldown or opens its
+    /// breaker: what the fleet sync publishes without waiting for its tick.
+    pub fn news(&self) -> Arc<Notify> {
+        Arc::clone(&self.news)
+    }
+
     /// The state for `key`: the existing one (reconfigured) if a live policy uses it.
     pub fn get_or_create(
         &self,
@@ -497,7 +524,8 @@ impl Registry {
             existing.reconfigure(config);
             return existing;
         }
-        let state = Arc::new(TargetState::new(key.clone(), config, metrics, now));
+        let news = Arc::clone(&self.news);
+        let state = Arc::new(TargetState::new(key.clone(), config, metrics, now, news));
         targets.insert(key, Arc::downgrade(&state));
         state
     }

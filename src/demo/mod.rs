@@ -6,6 +6,7 @@
 //! baseline. Runs in ~35 s. On a terminal it shows a full-screen live view (`view.rs`);
 //! otherwise, plain lines once a second.
 
+pub mod fleet;
 pub mod view;
 
 use std::io::{IsTerminal, Write};
@@ -70,6 +71,19 @@ circuitBreaker:
     )
 }
 
+/// Flags of `switchyard demo`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DemoArgs {
+    /// The fleet demo: this many sidecars sharing one provider key, run each alone and
+    /// then sharing state through Redis.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=16))]
+    pub pods: Option<u16>,
+    /// The Redis the fleet demo shares through (by default a `redis-server` from PATH,
+    /// started on a free loopback port).
+    #[arg(long, value_name = "URL", requires = "pods")]
+    pub shared_state: Option<String>,
+}
+
 /// What the app workers saw.
 #[derive(Default)]
 struct Tally {
@@ -87,7 +101,12 @@ pub fn log_path() -> std::path::PathBuf {
 }
 
 /// Runs the demo and prints its summary; `log` names the file the sidecar logs to.
-pub async fn run(log: Option<&std::path::Path>) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs, log: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if let Some(pods) = args.pods {
+        fleet::run(usize::from(pods), args.shared_state).await?;
+        log_note(log);
+        return Ok(());
+    }
     let primary = MockServer::start("primary").await?;
     primary.set_faults(faults(PRIMARY_NORMAL));
     let backup = MockServer::start("backup").await?;
@@ -133,6 +152,7 @@ pub async fn run(log: Option<&std::path::Path>) -> anyhow::Result<()> {
             worker % 2 == 0,
             Arc::clone(&tally),
             deadline,
+            Duration::from_millis(20),
         )));
     }
 
@@ -293,8 +313,8 @@ fn status_line(tally: &Tally, state: &str, elapsed: Duration, phase: &str) -> St
     )
 }
 
-/// One app worker: sends requests back to back until the deadline.
-async fn drive(url: String, stream: bool, tally: Arc<Tally>, deadline: Instant) {
+/// One app worker: sends requests until the deadline, `pause` apart.
+async fn drive(url: String, stream: bool, tally: Arc<Tally>, deadline: Instant, pause: Duration) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let body = Bytes::from(format!(
@@ -343,7 +363,7 @@ async fn drive(url: String, stream: bool, tally: Arc<Tally>, deadline: Instant) 
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(micros);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -133,8 +133,14 @@ async fn session(
         tracing::info!("shared state reachable again: resynchronised");
     }
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
+    let news = shared.target_news();
     loop {
         let read_now = tokio::select! {
+            // A cooldown or an opened breaker goes out at once; the tick catches the rest.
+            () = news.notified() => {
+                publish(shared, &mut conn, &script, pod, (known, &mut targets)).await?;
+                false
+            }
             _ = tick.tick() => {
                 publish(shared, &mut conn, &script, pod, (known, &mut targets)).await?;
                 last_sync.elapsed() >= FULL_READ_EVERY

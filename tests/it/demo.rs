@@ -41,3 +41,43 @@ fn demo_logs_go_to_a_file_not_the_screen() {
     assert!(file.lines().all(is_log_line), "{file}");
     std::fs::remove_file(path).unwrap();
 }
+
+/// The two figures (each alone, sharing) of a row of the fleet demo's summary.
+fn figures(stdout: &str, row: &str) -> (u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(row))
+        .unwrap_or_else(|| panic!("no {row:?} row:\n{stdout}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .rev()
+        .take(2)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (numbers[1], numbers[0])
+}
+
+#[test]
+fn the_fleet_demo_shows_what_sharing_spares_the_provider() {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["demo", "--pods", "3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        figures(&stdout, "failures the apps saw"),
+        (0, 0),
+        "{stdout}"
+    );
+    let (alone, shared) = figures(&stdout, "429s the primary answered");
+    assert!(shared < alone, "{stdout}");
+    let (alone, shared) = figures(&stdout, "calls the primary got, healthy");
+    // Alone each pod spends its own 60 a minute; together they stay near one 60 (a sync
+    // of slack per pod).
+    assert!(alone > 100 && shared <= 66, "{stdout}");
+}
