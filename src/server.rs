@@ -60,7 +60,11 @@ where
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let service = service_fn(move |req| {
-                    let response = handler(req, peer);
+                    // Boxed: hyper keeps a slot the size of this future for the whole life
+                    // of the connection, and the request's future (the failover walk) is
+                    // kilobytes; boxed, it is freed once the response head is ready, so an
+                    // open stream holds only its body.
+                    let response = Box::pin(handler(req, peer));
                     async move { Ok::<_, Infallible>(response.await) }
                 });
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
