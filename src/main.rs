@@ -57,7 +57,16 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::BAD_CONFIG);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // On one core (a CPU limit or an affinity mask of one, as sidecars usually get) a
+    // single-threaded runtime, as Envoy's `--concurrency 1` and Linkerd's proxy on one
+    // core: worker threads sharing one core only add cross-thread wake-ups.
+    let one_core = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
+    let mut runtime = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = runtime
         .enable_all()
         .build()
         .expect("a tokio runtime can always be built on this platform");
@@ -96,8 +105,11 @@ fn main() -> ExitCode {
         }
         .map(|()| ExitCode::SUCCESS)
     });
-    // Flush the spans still queued while the runtime that carries them is alive.
-    telemetry.shutdown();
+    // Flush the spans still queued while the runtime that carries the exporter's
+    // connections is driven: a single-threaded runtime runs only inside `block_on`.
+    runtime.block_on(async move {
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    });
     match result {
         Ok(code) => code,
         Err(err) => {
