@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::policy::spec::PolicySpec;
 use crate::policy::{CompileContext, Policy};
+use crate::provider::google::{GoogleCredentials, GoogleEnv};
 use crate::proxy::egress::Egress;
 use crate::proxy::upstream::Upstreams;
 use crate::target::Registry;
@@ -19,6 +20,7 @@ pub struct Shared {
     policy: ArcSwapOption<Policy>,
     registry: Registry,
     upstreams: Upstreams,
+    google: GoogleCredentials,
     /// Metric families.
     pub metrics: Metrics,
     draining: AtomicBool,
@@ -37,6 +39,7 @@ impl Shared {
             policy: ArcSwapOption::empty(),
             registry: Registry::default(),
             upstreams: Upstreams::default(),
+            google: GoogleCredentials::new(GoogleEnv::default()),
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -56,6 +59,13 @@ impl Shared {
     /// Sends upstream traffic through the egress proxies the environment names.
     pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
         self.upstreams = Upstreams::new(egress);
+        self
+    }
+
+    /// Finds Google credentials where `env` says (`GOOGLE_APPLICATION_CREDENTIALS`,
+    /// `GCE_METADATA_HOST`), for Vertex AI providers.
+    pub fn with_google(mut self, env: GoogleEnv) -> Self {
+        self.google = GoogleCredentials::new(env);
         self
     }
 
@@ -94,6 +104,7 @@ impl Shared {
             registry: &self.registry,
             upstreams: &self.upstreams,
             metrics: &self.metrics,
+            google: &self.google,
         };
         let policy = Policy::compile(spec, generation, &ctx);
         for state in policy.target_states() {
