@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-use super::auth::CredentialError;
+use super::error::CredentialError;
 use super::CLOUD_PLATFORM_SCOPE;
 
 /// How long the signed assertion is valid: Google accepts at most an hour.

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::account::Account;
+use super::error::CredentialError;
 use crate::log_limit;
 
 /// The metadata server's name when `GCE_METADATA_HOST` is not set.
@@ -65,17 +66,6 @@ impl GoogleEnv {
             metadata_host: set("GCE_METADATA_HOST"),
             credentials_file: set("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from),
         }
-    }
-}
-
-/// Why no token could be had. The text names the source and the failure, never a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CredentialError(String);
-
-impl CredentialError {
-    pub(super) fn new(reason: impl Into<String>) -> Self {
-        CredentialError(reason.into())
     }
 }
 

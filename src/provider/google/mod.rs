@@ -6,8 +6,10 @@
 
 mod account;
 mod auth;
+mod error;
 
-pub use auth::{CredentialError, Fetch, FetchFuture, GoogleAuth, GoogleCredentials, GoogleEnv};
+pub use auth::{Fetch, FetchFuture, GoogleAuth, GoogleCredentials, GoogleEnv};
+pub use error::CredentialError;
 
 /// The Gemini API's host root when `baseUrl` is left out.
 pub const GEMINI_HOST: &str = "https://generativelanguage.googleapis.com";
