@@ -31,14 +31,18 @@ pub(crate) enum Streaming {
     Array,
 }
 
-/// Reads `/v1beta/models/{model}:{method}` (Gemini API) or
+/// Reads `/v1beta/models/{model}:{method}` or `/v1/models/…` (the Gemini API serves both;
+/// `google-genai` 3 calls `v1`) or
 /// `/v1/projects/{p}/locations/{r}/publishers/google/models/{model}:{method}` (Vertex).
 pub(crate) fn route(path: &str, query: Option<&str>) -> Option<Call> {
-    let rest = path.strip_prefix("/v1beta/models/").or_else(|| {
-        let rest = path.strip_prefix("/v1/projects/")?;
-        let (_, models) = rest.split_once("/publishers/google/models/")?;
-        Some(models)
-    })?;
+    let rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))
+        .or_else(|| {
+            let rest = path.strip_prefix("/v1/projects/")?;
+            let (_, models) = rest.split_once("/publishers/google/models/")?;
+            Some(models)
+        })?;
     let (model, method) = rest.rsplit_once(':')?;
     let model = percent_decode(model)?;
     let stream = match method {
@@ -258,6 +262,10 @@ mod tests {
         assert_eq!(
             route("/v1beta/models/a%2Fb:streamGenerateContent", None).map(|c| (c.model, c.stream)),
             Some(("a/b".into(), Some(Streaming::Array)))
+        );
+        assert_eq!(
+            route("/v1/models/gemini-2.5-flash:generateContent", None).map(|c| c.model),
+            Some("gemini-2.5-flash".into())
         );
         assert_eq!(route("/v1beta/models/x:countTokens", None), None);
     }
