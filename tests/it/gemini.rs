@@ -492,3 +492,17 @@ async fn neither_key_nor_token_reaches_a_log() {
     assert!(!stderr.contains(PROVIDER_KEY), "the key leaked into a log");
     assert!(!stderr.contains("ya29."), "a token leaked into a log");
 }
+
+#[test]
+fn the_three_vendor_example_validates() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/three-vendors.yaml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["validate", path])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
