@@ -495,7 +495,10 @@ async fn neither_key_nor_token_reaches_a_log() {
 
 #[test]
 fn the_three_vendor_example_validates() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/three-vendors.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/three-vendors.yaml"
+    );
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["validate", path])
         .output()
