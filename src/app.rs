@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::exit::BadConfig;
 use crate::fleet::{self, Fleet};
 use crate::probe::{self, Prober};
+use crate::provider::google::GoogleEnv;
 use crate::proxy::egress::Egress;
 use crate::shared::Shared;
 use crate::source::{self, SourceTask};
@@ -60,6 +61,10 @@ pub struct RunArgs {
     /// `no_proxy` (and upper-case forms) at start-up; tests inject their own.
     #[arg(skip = Arc::new(Egress::from_env()))]
     pub egress: Arc<Egress>,
+    /// Where Google credentials are found (`GOOGLE_APPLICATION_CREDENTIALS`,
+    /// `GCE_METADATA_HOST`), read at start-up; tests inject their own.
+    #[arg(skip = GoogleEnv::from_env())]
+    pub google: GoogleEnv,
     /// Share 429 cooldowns and breaker-open hints with the other pods through Redis or
     /// Valkey: `redis://HOST:PORT[/DB]` or `rediss://...`. Off unless set.
     #[arg(long, value_name = "URL")]
@@ -90,6 +95,7 @@ impl RunArgs {
             request_read_timeout: Duration::from_secs(30),
             key_refresh_interval: Duration::from_secs(10),
             egress: Arc::new(Egress::default()),
+            google: GoogleEnv::default(),
             shared_state: None,
             redis_password: None,
         }
@@ -172,7 +178,8 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         return Err(StartError::Config(args.egress.problems().to_vec()));
     }
     let mut shared = Shared::new(args.max_body_bytes, args.request_read_timeout)
-        .with_egress(Arc::clone(&args.egress));
+        .with_egress(Arc::clone(&args.egress))
+        .with_google(args.google.clone());
     if args.shared_state.is_some() {
         shared = shared.with_shared_state();
     }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod mock;
 pub mod policy;
 pub mod probe;
+pub mod provider;
 pub mod proxy;
 pub mod server;
 pub mod shared;

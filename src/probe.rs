@@ -124,9 +124,18 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
     let provider = &target.provider;
     let model = target.model.as_deref().unwrap_or_default();
     let (operation, wire, body) = synthetic(provider.api, model);
+    if provider.auth.ready().await.is_err() {
+        return Outcome::Failure(crate::classify::FailReason::Credentials);
+    }
     let (Ok(client), Ok(request)) = (
         &provider.client,
-        build_request(provider, (operation, wire), model, &HeaderMap::new(), body),
+        build_request(
+            provider,
+            (operation, wire),
+            (model, false),
+            &HeaderMap::new(),
+            body,
+        ),
     ) else {
         // No client: unusable TLS files, already logged when the policy compiled.
         return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
@@ -180,6 +189,11 @@ fn synthetic(api: ApiKind, model: &str) -> (Operation, Wire, Bytes) {
             Operation::Chat,
             Wire::Chat,
             json!({"model": model, "max_completion_tokens": 1, "messages": messages}),
+        ),
+        ApiKind::Gemini | ApiKind::Vertex => (
+            Operation::Chat,
+            Wire::GenerateContent,
+            json!({"contents": [{"role": "user", "parts": [{"text": "ping"}]}], "generationConfig": {"maxOutputTokens": 1}}),
         ),
     };
     (operation, wire, Bytes::from(body.to_string()))

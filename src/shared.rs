@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::policy::spec::PolicySpec;
 use crate::policy::{CompileContext, Policy};
+use crate::provider::google::{GoogleCredentials, GoogleEnv};
 use crate::proxy::egress::Egress;
 use crate::proxy::upstream::Upstreams;
 use crate::target::Registry;
@@ -19,6 +20,7 @@ pub struct Shared {
     policy: ArcSwapOption<Policy>,
     registry: Registry,
     upstreams: Upstreams,
+    google: GoogleCredentials,
     /// Metric families.
     pub metrics: Metrics,
     draining: AtomicBool,
@@ -37,6 +39,7 @@ impl Shared {
             policy: ArcSwapOption::empty(),
             registry: Registry::default(),
             upstreams: Upstreams::default(),
+            google: GoogleCredentials::new(GoogleEnv::default()),
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -62,6 +65,13 @@ impl Shared {
     /// Woken when a target starts a cooldown or opens its breaker (fleet sync).
     pub fn target_news(&self) -> Arc<tokio::sync::Notify> {
         self.registry.news()
+    }
+
+    /// Finds Google credentials where `env` says (`GOOGLE_APPLICATION_CREDENTIALS`,
+    /// `GCE_METADATA_HOST`), for Vertex AI providers.
+    pub fn with_google(mut self, env: GoogleEnv) -> Self {
+        self.google = GoogleCredentials::new(env);
+        self
     }
 
     /// The running policy, if one has loaded. Each request takes one snapshot.
@@ -99,6 +109,7 @@ impl Shared {
             registry: &self.registry,
             upstreams: &self.upstreams,
             metrics: &self.metrics,
+            google: &self.google,
         };
         let policy = Policy::compile(spec, generation, &ctx);
         for state in policy.target_states() {

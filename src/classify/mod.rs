@@ -5,6 +5,7 @@
 //! Nothing here does I/O or looks at the clock: the wall-clock time needed to read
 //! RFC 3339 and HTTP-date reset headers is passed in.
 
+mod google;
 mod tls_cause;
 
 pub use tls_cause::{next, TlsCause};
@@ -81,6 +82,8 @@ pub enum FailReason {
     InvalidResponse,
     /// The request's total deadline ended a committed stream (not the target's fault).
     Deadline,
+    /// No credential could be had for the target (a Google token fetch failed).
+    Credentials,
 }
 
 impl FailReason {
@@ -104,6 +107,7 @@ impl FailReason {
             FailReason::StreamError => "stream_error",
             FailReason::InvalidResponse => "invalid_response",
             FailReason::Deadline => "deadline",
+            FailReason::Credentials => "credentials_error",
         }
     }
 }
@@ -137,11 +141,18 @@ pub fn classify_response(
     match status.as_u16() {
         200..=399 => Outcome::Success,
         429 => {
-            let quota_exhausted = is_quota_exhausted(error_body);
+            let google = google::throttle(error_body);
+            let quota_exhausted =
+                is_quota_exhausted(error_body) || google == Some(google::Throttle::PerDay);
+            let retry_info = match google {
+                Some(google::Throttle::RetryAfter(delay)) => Some(delay),
+                Some(google::Throttle::PerDay) | None => None,
+            };
             let cooldown = if quota_exhausted {
                 limits.max
             } else {
                 requested_cooldown(headers, wall_now)
+                    .or(retry_info)
                     .unwrap_or(limits.default)
                     .min(limits.max)
             };

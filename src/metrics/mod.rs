@@ -351,11 +351,16 @@ pub fn spans_dropped() -> &'static Counter {
 }
 
 /// Outcome labels are a small closed set; each gets a lazily created counter handle.
-const OUTCOME_SLOTS: usize = 32;
+const OUTCOME_SLOTS: usize = 33;
 
 /// Counter handles per outcome label, created on first use and then lock-free.
-#[derive(Default)]
 struct OutcomeCounters([OnceLock<Counter>; OUTCOME_SLOTS]);
+
+impl Default for OutcomeCounters {
+    fn default() -> Self {
+        OutcomeCounters(std::array::from_fn(|_| OnceLock::new()))
+    }
+}
 
 impl OutcomeCounters {
     fn get(&self, slot: usize, make: impl FnOnce() -> Counter) -> &Counter {
@@ -522,7 +527,7 @@ impl TargetMetrics {
 /// produce, plus `cancelled` (the app went away). The set is closed; a label missing here
 /// would share the last slot with any other missing one, and whichever came first would
 /// count for both, so a test checks every variant has its own slot.
-const KNOWN_OUTCOMES: [&str; 31] = [
+const KNOWN_OUTCOMES: [&str; 32] = [
     "success",
     "client_error",
     "rate_limited",
@@ -554,6 +559,7 @@ const KNOWN_OUTCOMES: [&str; 31] = [
     "body_timeout",
     "stalled",
     "previous_response_not_found",
+    "credentials_error",
 ];
 
 /// The slot of an outcome label (see [`KNOWN_OUTCOMES`]).
@@ -626,6 +632,7 @@ mod tests {
             FailReason::StreamError,
             FailReason::InvalidResponse,
             FailReason::Deadline,
+            FailReason::Credentials,
         ];
         reasons.extend([408, 500, 502, 503, 504, 529, 599].map(FailReason::Status));
         for reason in &reasons {
@@ -640,7 +647,8 @@ mod tests {
                 | FailReason::Cut
                 | FailReason::StreamError
                 | FailReason::InvalidResponse
-                | FailReason::Deadline => {}
+                | FailReason::Deadline
+                | FailReason::Credentials => {}
             }
         }
         let mut outcomes: Vec<Outcome> = reasons.into_iter().map(Outcome::Failure).collect();

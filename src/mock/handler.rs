@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::body::{self, Body};
 use super::command::Command;
+use super::gemini::{self, Streaming};
 use super::reply::{self, Reply};
 use super::stats::Recorder;
 use super::{anthropic, openai, responses, Faults};
@@ -112,6 +113,7 @@ impl Shared {
 enum Api {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -121,6 +123,8 @@ enum Endpoint {
     Messages,
     Responses,
     CountTokens,
+    /// Gemini generateContent (`None`) or streamGenerateContent, by its framing.
+    Gemini(Option<Streaming>),
 }
 
 impl Endpoint {
@@ -128,19 +132,25 @@ impl Endpoint {
         match self {
             Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => Api::OpenAi,
             Endpoint::Messages | Endpoint::CountTokens => Api::Anthropic,
+            Endpoint::Gemini(_) => Api::Gemini,
         }
     }
 }
 
 enum Route<'a> {
     Provider(Endpoint, Option<&'a str>),
+    /// A Gemini or Vertex path: the model is in it (percent-decoded).
+    Gemini(Endpoint, String),
     Faults,
     Stats,
     Reset,
     Unknown,
 }
 
-fn route(path: &str) -> Route<'_> {
+fn route<'a>(path: &'a str, query: Option<&str>) -> Route<'a> {
+    if let Some(call) = gemini::route(path, query) {
+        return Route::Gemini(Endpoint::Gemini(call.stream), call.model);
+    }
     match path {
         "/_mock/faults" => return Route::Faults,
         "/_mock/stats" => return Route::Stats,
@@ -179,12 +189,18 @@ pub(crate) async fn handle(
     conn: u64,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let mut response = match (route(req.uri().path()), req.method()) {
+    let uri = req.uri().clone();
+    let mut response = match (route(uri.path(), uri.query()), req.method()) {
         (Route::Provider(endpoint, deployment), &Method::POST) => {
             let deployment = deployment.map(str::to_owned);
             provider(&shared, endpoint, deployment, req).await
         }
-        (Route::Provider(endpoint, _), _) => error(endpoint.api(), 405, "method not allowed"),
+        (Route::Gemini(endpoint, model), &Method::POST) => {
+            provider(&shared, endpoint, Some(model), req).await
+        }
+        (Route::Provider(endpoint, _) | Route::Gemini(endpoint, _), _) => {
+            error(endpoint.api(), 405, "method not allowed")
+        }
         (Route::Faults, &Method::GET) => json(StatusCode::OK, &*shared.faults.load_full()),
         (Route::Faults, &Method::POST) => post_faults(&shared, conn, req).await,
         (Route::Stats, &Method::GET) => json(StatusCode::OK, &shared.stats.snapshot()),
@@ -240,7 +256,12 @@ async fn provider(
     let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
         return error(api, 400, "could not read the request body");
     };
-    let parsed = serde_json::from_slice::<reply::Request>(&bytes);
+    let parsed = match endpoint {
+        // Gemini's body is its own shape; the model and streaming are in the path.
+        Endpoint::Gemini(stream) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map(|body| gemini::request(&body, stream.is_some())),
+        _ => serde_json::from_slice::<reply::Request>(&bytes),
+    };
     let model = deployment.or_else(|| parsed.as_ref().ok().and_then(|r| r.model.clone()));
     shared.stats.record(
         &parts.method,
@@ -300,23 +321,29 @@ async fn provider(
             anthropic::message_stream(&reply, &faults),
             &faults,
         )),
+        (Endpoint::Gemini(None), _) => ok_json(body::single(gemini::generate(&reply), &faults)),
+        (Endpoint::Gemini(Some(Streaming::Sse)), _) => {
+            ok_sse(body::stream(gemini::stream(&reply, &faults), &faults))
+        }
+        (Endpoint::Gemini(Some(Streaming::Array)), _) => {
+            ok_json(body::single(gemini::array(&reply, &faults), &faults))
+        }
     }
 }
 
 fn injected_error(api: Api, faults: &Faults, name: &str) -> Response<Body> {
     let status =
         StatusCode::from_u16(faults.error_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let body = match &faults.error_body {
-        Some(raw) => Bytes::from(raw.clone()),
-        None => error_body(
-            api,
-            status.as_u16(),
-            &format!("mock {name}: injected {status}"),
-        ),
+    let message = format!("mock {name}: injected {status}");
+    let body = match (&faults.error_body, api) {
+        (Some(raw), _) => Bytes::from(raw.clone()),
+        // Google says how long to wait in the body (RetryInfo), not in a header.
+        (None, Api::Gemini) => gemini::error(status.as_u16(), &message, faults.retry_after),
+        (None, Api::OpenAi | Api::Anthropic) => error_body(api, status.as_u16(), &message),
     };
     let mut response = with_body(status, "application/json", body::full(body));
     let headers = response.headers_mut();
-    if let Some(seconds) = faults.retry_after {
+    if let (Some(seconds), Api::OpenAi | Api::Anthropic) = (faults.retry_after, api) {
         headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     for (name, value) in &faults.error_headers {
@@ -336,6 +363,7 @@ fn error_body(api: Api, status: u16, message: &str) -> Bytes {
     match api {
         Api::OpenAi => openai::error(status, message),
         Api::Anthropic => anthropic::error(status, message),
+        Api::Gemini => gemini::error(status, message, None),
     }
 }
 

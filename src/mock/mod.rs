@@ -1,5 +1,5 @@
-//! The fault-injecting mock provider behind `switchyard mock`: an OpenAI-, Azure- and
-//! Anthropic-compatible server that tests, benchmarks, drills and the demo put behind
+//! The fault-injecting mock provider behind `switchyard mock`: an OpenAI-, Azure-,
+//! Anthropic- and Gemini/Vertex-compatible server that tests, benchmarks, drills and the demo put behind
 //! the proxy.
 //!
 //! Invariant: replies are deterministic for a given request, name and fault set, and the
@@ -9,6 +9,7 @@ mod anthropic;
 mod body;
 mod command;
 mod faults;
+mod gemini;
 mod handler;
 mod openai;
 mod reply;

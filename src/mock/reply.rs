@@ -51,6 +51,16 @@ pub(crate) struct ToolDef {
     function: Option<FunctionDef>,
 }
 
+impl ToolDef {
+    /// A tool known only by its name (Gemini declares functions in its own shape).
+    pub(crate) fn named(name: &str) -> ToolDef {
+        ToolDef {
+            name: Some(name.to_owned()),
+            function: None,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct FunctionDef {
     #[serde(default)]

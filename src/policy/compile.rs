@@ -19,11 +19,16 @@ use crate::policy::request::RequestSpec;
 use crate::policy::spec::{
     ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy, Wire,
 };
+use crate::provider::google::{
+    self, CredentialError, Fetch, FetchFuture, GoogleAuth, GoogleCredentials,
+};
 use crate::proxy::tls::{TlsFileError, TlsMaterial};
 use crate::proxy::upstream::{Client, Upstreams};
 use crate::target::{Registry, TargetKey, TargetState};
 
 const DEFAULT_CONNECT: Duration = Duration::from_secs(2);
+/// The longest a credential exchange (metadata server, token endpoint) may take.
+const CREDENTIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(600);
 /// `hedge.maxRatio` when left out: hedging costs at most 5% more upstream calls.
 const DEFAULT_HEDGE_RATIO: f64 = 0.05;
@@ -64,6 +69,8 @@ pub struct Provider {
     pub max_concurrency: u32,
     /// Azure `api-version`.
     pub api_version: Option<String>,
+    /// Vertex AI's project and region (both set for `vertex`, neither otherwise).
+    pub vertex: Option<(String, String)>,
     /// The protocols it serves natively (`wires`, or its kind's defaults).
     pub wires: Vec<Wire>,
     /// The pooled client for this provider's connect timeout and TLS identity, or why
@@ -95,6 +102,8 @@ pub enum Auth {
     /// The key source was empty; requests go without a key and the provider's 401 is
     /// passed back (and logged once).
     Missing,
+    /// Google access tokens (Vertex AI), fetched and renewed off the request path.
+    Google(Arc<GoogleAuth>),
 }
 
 impl Auth {
@@ -110,6 +119,7 @@ impl Auth {
             ApiKind::Openai => AUTHORIZATION,
             ApiKind::Anthropic => HeaderName::from_static("x-api-key"),
             ApiKind::AzureOpenai => HeaderName::from_static("api-key"),
+            ApiKind::Gemini | ApiKind::Vertex => HeaderName::from_static("x-goog-api-key"),
         };
         match self {
             Auth::Key(value) => {
@@ -120,7 +130,30 @@ impl Auth {
                     out.insert(header_name, value.clone());
                 }
             }
+            Auth::Google(google) => {
+                if let Some(token) = google.header() {
+                    out.insert(AUTHORIZATION, token);
+                }
+            }
             Auth::Passthrough | Auth::Missing => {}
+        }
+    }
+
+    /// Makes sure a credential that is fetched (a Google token) is at hand before a
+    /// request is built; keys and passthrough need nothing.
+    pub async fn ready(&self) -> Result<(), CredentialError> {
+        match self {
+            Auth::Google(google) => google.ready().await,
+            Auth::Key(_) | Auth::Passthrough | Auth::Missing => Ok(()),
+        }
+    }
+
+    /// A 401 answered `sent`: renew a fetched credential and say whether the call is worth
+    /// one more try (DESIGN §3: a Vertex 401 triggers one refresh and one retry).
+    pub async fn rejected(&self, sent: Option<&HeaderValue>) -> bool {
+        match self {
+            Auth::Google(google) => google.rejected(sent).await.is_ok(),
+            Auth::Key(_) | Auth::Passthrough | Auth::Missing => false,
         }
     }
 }
@@ -195,6 +228,8 @@ pub struct CompileContext<'a> {
     pub upstreams: &'a Upstreams,
     /// Metric families.
     pub metrics: &'a Metrics,
+    /// The process's Google credentials (Vertex AI).
+    pub google: &'a GoogleCredentials,
 }
 
 impl Policy {
@@ -205,7 +240,7 @@ impl Policy {
         let providers: Vec<Arc<Provider>> = spec
             .providers
             .iter()
-            .map(|p| Arc::new(compile_provider(p, ctx.upstreams)))
+            .map(|p| Arc::new(compile_provider(p, ctx)))
             .collect();
         let routes = spec
             .routes
@@ -383,16 +418,27 @@ impl Policy {
     }
 }
 
-fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstreams) -> Provider {
+fn compile_provider(
+    spec: &crate::policy::spec::ProviderSpec,
+    ctx: &CompileContext<'_>,
+) -> Provider {
+    let upstreams = ctx.upstreams;
     let timeouts = Timeouts {
         connect: duration_or(spec.timeouts.connect.as_ref(), DEFAULT_CONNECT),
         first_byte: optional_duration(spec.timeouts.first_byte.as_ref()),
         idle: optional_duration(spec.timeouts.idle.as_ref()),
     };
-    let auth = match (&spec.auth.api_key, spec.auth.passthrough) {
-        (_, Some(true)) => Auth::Passthrough,
-        (Some(source), _) => resolve_key(&spec.name, spec.api, source),
-        (None, _) => Auth::Missing,
+    let auth = match (&spec.auth.api_key, spec.auth.passthrough, &spec.auth.google) {
+        (_, Some(true), _) => Auth::Passthrough,
+        (Some(source), _, _) => resolve_key(&spec.name, spec.api, source),
+        (None, _, Some(_)) => Auth::Google(ctx.google.auth(|| credential_fetch(upstreams))),
+        (None, _, None) => Auth::Missing,
+    };
+    let vertex = spec.project.clone().zip(spec.region.clone());
+    let base_url = match (spec.api, spec.base_url.trim()) {
+        (ApiKind::Gemini, "") => google::GEMINI_HOST.to_owned(),
+        (ApiKind::Vertex, "") => google::vertex_host(spec.region.as_deref().unwrap_or("global")),
+        (_, url) => url.to_owned(),
     };
     let headers = spec
         .headers
@@ -410,8 +456,7 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
     if let Err(error) = &client {
         tracing::error!(provider = %spec.name, %error, "TLS files unusable: this provider's targets are skipped (reason config) until they are fixed");
     }
-    let server_address = spec
-        .base_url
+    let server_address = base_url
         .parse::<http::Uri>()
         .ok()
         .and_then(|u| u.authority().map(|a| a.to_string()))
@@ -419,20 +464,48 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
     Provider {
         name: spec.name.clone(),
         api: spec.api,
-        base_url: spec.base_url.clone(),
         server_address,
         auth,
         headers,
         timeouts,
         max_concurrency: spec.max_concurrency,
         api_version: spec.api_version.clone(),
+        vertex,
         wires: spec
             .wires
             .clone()
-            .unwrap_or_else(|| spec.api.default_wires(&spec.base_url).to_vec()),
+            .unwrap_or_else(|| spec.api.default_wires(&base_url).to_vec()),
+        base_url,
         client,
         tls,
     }
+}
+
+/// How Google credentials are fetched: through the same pooled client (and egress rules)
+/// as upstream calls, each exchange bounded in time.
+fn credential_fetch(upstreams: &Upstreams) -> Fetch {
+    let client = upstreams.client(DEFAULT_CONNECT, None);
+    Arc::new(move |request| {
+        let client = client.clone();
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            let client = client.map_err(|e| e.to_string())?;
+            let exchange = async {
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                Ok((status, body))
+            };
+            tokio::time::timeout(CREDENTIAL_TIMEOUT, exchange)
+                .await
+                .map_err(|_| format!("no answer within {CREDENTIAL_TIMEOUT:?}"))?
+        }) as FetchFuture
+    })
 }
 
 /// Reads a key from its source. Never logs the key; an empty source is a warning, not a
@@ -472,7 +545,9 @@ fn key_header(api: ApiKind, key: &str) -> Option<HeaderValue> {
     }
     let mut value = match api {
         ApiKind::Openai => HeaderValue::from_str(&format!("Bearer {key}")),
-        ApiKind::Anthropic | ApiKind::AzureOpenai => HeaderValue::from_str(key),
+        ApiKind::Anthropic | ApiKind::AzureOpenai | ApiKind::Gemini | ApiKind::Vertex => {
+            HeaderValue::from_str(key)
+        }
     }
     .ok()?;
     value.set_sensitive(true);

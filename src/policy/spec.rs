@@ -57,6 +57,11 @@ pub enum ApiKind {
     Anthropic,
     /// Azure OpenAI: deployment paths, `api-version`, `api-key` header.
     AzureOpenai,
+    /// Google's Gemini API (generateContent), key in `x-goog-api-key`.
+    Gemini,
+    /// Gemini on Vertex AI: the same protocol under a project and region, Google
+    /// credentials.
+    Vertex,
 }
 
 impl ApiKind {
@@ -65,6 +70,8 @@ impl ApiKind {
         match self {
             ApiKind::Openai | ApiKind::AzureOpenai => ApiKind::Openai,
             ApiKind::Anthropic => ApiKind::Anthropic,
+            // No app speaks generateContent to the sidecar: its own kind, never an inbound one.
+            ApiKind::Gemini | ApiKind::Vertex => self,
         }
     }
 
@@ -75,6 +82,7 @@ impl ApiKind {
                 &[Wire::Chat, Wire::Embeddings, Wire::Responses]
             }
             ApiKind::Anthropic => &[Wire::Messages],
+            ApiKind::Gemini | ApiKind::Vertex => &[Wire::GenerateContent],
         }
     }
 
@@ -85,7 +93,17 @@ impl ApiKind {
         match self {
             ApiKind::Openai if is_openai_host(base_url) => self.possible_wires(),
             ApiKind::Openai => &[Wire::Chat, Wire::Embeddings],
-            ApiKind::AzureOpenai | ApiKind::Anthropic => self.possible_wires(),
+            ApiKind::AzureOpenai | ApiKind::Anthropic | ApiKind::Gemini | ApiKind::Vertex => {
+                self.possible_wires()
+            }
+        }
+    }
+
+    /// Whether `baseUrl` may be left out: Google's kinds default to Google's own hosts.
+    pub fn base_url_optional(self) -> bool {
+        match self {
+            ApiKind::Openai | ApiKind::Anthropic | ApiKind::AzureOpenai => false,
+            ApiKind::Gemini | ApiKind::Vertex => true,
         }
     }
 
@@ -95,6 +113,8 @@ impl ApiKind {
             ApiKind::Openai => "openai",
             ApiKind::Anthropic => "anthropic",
             ApiKind::AzureOpenai => "azure-openai",
+            ApiKind::Gemini => "gemini",
+            ApiKind::Vertex => "vertex",
         }
     }
 }
@@ -112,6 +132,8 @@ pub enum Wire {
     Responses,
     /// Anthropic Messages (and its token counting).
     Messages,
+    /// Google generateContent / streamGenerateContent (Gemini and Vertex AI).
+    GenerateContent,
 }
 
 impl Wire {
@@ -122,6 +144,7 @@ impl Wire {
             Wire::Embeddings => "embeddings",
             Wire::Responses => "responses",
             Wire::Messages => "messages",
+            Wire::GenerateContent => "generate-content",
         }
     }
 }
@@ -144,8 +167,16 @@ pub struct ProviderSpec {
     pub name: String,
     /// Wire dialect.
     pub api: ApiKind,
-    /// Base URL; requests go only here.
+    /// Base URL; requests go only here. Optional for `gemini` and `vertex`, where it is
+    /// the host root (the API path is appended) and defaults to Google's own host.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub base_url: String,
+    /// `vertex`: the Google Cloud region (`global` for the global endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `vertex`: the Google Cloud project id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Where the provider key comes from.
     #[serde(default)]
     pub auth: AuthSpec,
@@ -229,7 +260,16 @@ pub struct AuthSpec {
     /// Forward the app's own key (only to a provider of the inbound call's kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<bool>,
+    /// Google application-default credentials (`vertex`): a service-account key file
+    /// from `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<GoogleAuthSpec>,
 }
+
+/// Google credentials from the standard places; no fields yet, so `{}` says "use them".
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GoogleAuthSpec {}
 
 /// Where a secret lives: never inline, so a policy can be shown and stored freely.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

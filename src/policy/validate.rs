@@ -111,8 +111,11 @@ impl Validator {
                     slot.insert(i);
                 }
             }
-            self.base_url(&at, &p.base_url);
+            if !p.base_url.is_empty() || !p.api.base_url_optional() {
+                self.base_url(&at, &p.base_url);
+            }
             self.auth(&at, &p.auth);
+            self.google(&at, p);
             self.headers(&at, &p.headers);
             if let Some(probe) = &p.probe {
                 self.duration(&format!("{at}.probe.interval"), Some(&probe.interval), true);
@@ -196,6 +199,16 @@ impl Validator {
 
     fn auth(&mut self, at: &str, auth: &AuthSpec) {
         let passthrough = auth.passthrough == Some(true);
+        if auth.google.is_some() {
+            // Which kinds take Google credentials is checked with the kind (`google.rs`).
+            if auth.api_key.is_some() || passthrough {
+                self.err(
+                    format!("{at}.auth"),
+                    "set exactly one of apiKey, passthrough: true or google, not several",
+                );
+            }
+            return;
+        }
         match (&auth.api_key, passthrough) {
             (Some(_), true) => self.err(
                 format!("{at}.auth"),
@@ -249,7 +262,7 @@ impl Validator {
             (ApiKind::AzureOpenai, Some(v)) if v.trim().is_empty() => {
                 self.err(path, "must not be empty")
             }
-            (ApiKind::Openai | ApiKind::Anthropic, Some(_)) => {
+            (ApiKind::Openai | ApiKind::Anthropic | ApiKind::Gemini | ApiKind::Vertex, Some(_)) => {
                 self.err(path, "only allowed for api azure-openai")
             }
             _ => {}
@@ -308,6 +321,13 @@ impl Validator {
                 self.err(
                     format!("{at}.inbound"),
                     "must be openai or anthropic (Azure OpenAI clients send the openai format)",
+                );
+                &[]
+            }
+            Some(ApiKind::Gemini | ApiKind::Vertex) => {
+                self.err(
+                    format!("{at}.inbound"),
+                    "must be openai or anthropic (apps send those formats; Gemini is a target)",
                 );
                 &[]
             }
@@ -526,6 +546,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+mod google;
 mod request;
 mod tls;
 

@@ -17,6 +17,7 @@ pub fn apply(body: &mut Value, wire: ApiKind, spec: &RequestSpec) {
         match wire {
             ApiKind::Anthropic => prefix_anthropic(object, prefix),
             ApiKind::Openai | ApiKind::AzureOpenai => prefix_openai(object, prefix),
+            ApiKind::Gemini | ApiKind::Vertex => prefix_gemini(object, prefix),
         }
     }
     for (key, value) in &spec.params {
@@ -25,6 +26,25 @@ pub fn apply(body: &mut Value, wire: ApiKind, spec: &RequestSpec) {
         } else {
             object.insert(key.clone(), value.clone());
         }
+    }
+}
+
+/// Joins `prefix` before the first text part of `systemInstruction` with a blank line, or
+/// creates the instruction.
+fn prefix_gemini(object: &mut Map<String, Value>, prefix: &str) {
+    let instruction = object
+        .entry("systemInstruction")
+        .or_insert_with(|| json!({"parts": []}));
+    let Some(parts) = instruction.get_mut("parts").and_then(Value::as_array_mut) else {
+        *instruction = json!({"parts": [{"text": prefix}]});
+        return;
+    };
+    match parts.iter_mut().find_map(|p| match p.get_mut("text") {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    }) {
+        Some(text) => *text = format!("{prefix}\n\n{text}"),
+        None => parts.insert(0, json!({"text": prefix})),
     }
 }
 

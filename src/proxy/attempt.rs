@@ -111,29 +111,49 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
         req.deadline,
     );
     let upstream_wire = req.crossing.upstream_wire(req.operation);
-    let Ok(mut upstream_request) = build_request(
-        provider,
-        (req.operation, upstream_wire),
-        req.model,
-        req.headers,
-        req.body.clone(),
-    ) else {
-        let outcome = Outcome::Failure(FailReason::InvalidResponse);
-        return fail(admission, outcome, req.stream, started);
-    };
-    spans::inject(span, upstream_request.headers_mut());
-    let (wake, limit) = watch.next(started, true);
-    let response = match timeout_at(wake, req.client.request(upstream_request)).await {
-        Ok(Ok(response)) => {
-            target.state.connected();
-            response
+    // A 401 to a fetched credential (a Vertex token) renews it and tries once more.
+    let mut retried = false;
+    let response = loop {
+        if provider.auth.ready().await.is_err() {
+            let outcome = Outcome::Failure(FailReason::Credentials);
+            return fail(admission, outcome, req.stream, started);
         }
-        Ok(Err(err)) => {
-            let reason = unreachable::classify(&err);
-            unreachable::report(target, reason, &err, span);
-            return fail(admission, Outcome::Failure(reason), req.stream, started);
+        let Ok(mut upstream_request) = build_request(
+            provider,
+            (req.operation, upstream_wire),
+            (req.model, req.stream),
+            req.headers,
+            req.body.clone(),
+        ) else {
+            let outcome = Outcome::Failure(FailReason::InvalidResponse);
+            return fail(admission, outcome, req.stream, started);
+        };
+        let sent_auth = upstream_request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .cloned();
+        spans::inject(span, upstream_request.headers_mut());
+        let (wake, limit) = watch.next(started, true);
+        let response = match timeout_at(wake, req.client.request(upstream_request)).await {
+            Ok(Ok(response)) => {
+                target.state.connected();
+                response
+            }
+            Ok(Err(err)) => {
+                let reason = unreachable::classify(&err);
+                unreachable::report(target, reason, &err, span);
+                return fail(admission, Outcome::Failure(reason), req.stream, started);
+            }
+            Err(_) => return fail(admission, Outcome::Failure(limit), req.stream, started),
+        };
+        if response.status() == StatusCode::UNAUTHORIZED
+            && !retried
+            && provider.auth.rejected(sent_auth.as_ref()).await
+        {
+            retried = true;
+            continue;
         }
-        Err(_) => return fail(admission, Outcome::Failure(limit), req.stream, started),
+        break response;
     };
     let first_byte = started.elapsed();
     let (parts, body) = response.into_parts();

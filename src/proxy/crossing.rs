@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::Provider;
+use crate::proxy::gemini_crossing;
 use crate::proxy::upstream::Operation;
 use crate::translate::{
     self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, OpenaiToAnthropicStream,
@@ -34,6 +35,16 @@ pub enum Crossing {
     ResponsesToChat,
     /// The app speaks Responses, the target Anthropic: through Chat (the hub).
     ResponsesToAnthropic,
+    /// The target speaks Google's generateContent (Gemini, Vertex AI): through Chat (the
+    /// hub) from whichever wire the app speaks.
+    Gemini {
+        /// The app's wire.
+        inbound: Wire,
+        /// Whether the app asked for the usage chunk of a Chat stream.
+        include_usage: bool,
+        /// The target's key for thought signatures (provider and model).
+        target: u64,
+    },
 }
 
 impl Crossing {
@@ -43,6 +54,7 @@ impl Crossing {
     pub fn new<'v>(
         operation: Operation,
         provider: &Provider,
+        model: &str,
         request: impl FnOnce() -> Option<&'v Value>,
     ) -> Result<Crossing, Unsupported> {
         let wire = operation.wire();
@@ -64,19 +76,31 @@ impl Crossing {
                 wire.as_str()
             ))
         };
+        let include_usage = |request: Option<&Value>| {
+            request
+                .and_then(|r| {
+                    r.pointer("/stream_options/include_usage")
+                        .and_then(Value::as_bool)
+                })
+                .unwrap_or(false)
+        };
         match (wire, provider.api) {
+            (Wire::Embeddings, ApiKind::Gemini | ApiKind::Vertex) => Err(Unsupported(
+                "embeddings are not translated to gemini's API".to_owned(),
+            )),
+            (Wire::Chat | Wire::Messages | Wire::Responses, ApiKind::Gemini | ApiKind::Vertex) => {
+                Ok(Crossing::Gemini {
+                    inbound: wire,
+                    include_usage: wire == Wire::Chat && include_usage(request()),
+                    target: translate::gemini_target_key(&provider.name, model),
+                })
+            }
             (Wire::Embeddings, ApiKind::Anthropic) => {
                 Err(Unsupported("Anthropic has no embeddings API".to_owned()))
             }
-            (Wire::Chat, ApiKind::Anthropic) => {
-                let include_usage = request()
-                    .and_then(|r| {
-                        r.pointer("/stream_options/include_usage")
-                            .and_then(Value::as_bool)
-                    })
-                    .unwrap_or(false);
-                Ok(Crossing::OpenaiToAnthropic { include_usage })
-            }
+            (Wire::Chat, ApiKind::Anthropic) => Ok(Crossing::OpenaiToAnthropic {
+                include_usage: include_usage(request()),
+            }),
             (Wire::Messages, ApiKind::Openai | ApiKind::AzureOpenai) if serves_chat => {
                 Ok(Crossing::AnthropicToOpenai)
             }
@@ -86,6 +110,7 @@ impl Crossing {
             (Wire::Responses, ApiKind::Anthropic) => Ok(Crossing::ResponsesToAnthropic),
             (Wire::Responses, _)
             | (Wire::Messages, _)
+            | (Wire::GenerateContent, _)
             | (Wire::Chat | Wire::Embeddings, ApiKind::Openai | ApiKind::AzureOpenai) => {
                 Err(not_served())
             }
@@ -98,6 +123,7 @@ impl Crossing {
             Crossing::Native => operation.wire(),
             Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => Wire::Messages,
             Crossing::AnthropicToOpenai | Crossing::ResponsesToChat => Wire::Chat,
+            Crossing::Gemini { .. } => Wire::GenerateContent,
         }
     }
 
@@ -160,6 +186,12 @@ impl Crossing {
                     max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
                 )?
             }
+            (
+                Crossing::Gemini {
+                    inbound, target, ..
+                },
+                Some(req),
+            ) => gemini_crossing::request(*inbound, req, *target, target_model)?,
         };
         Ok(translated)
     }
@@ -175,6 +207,17 @@ impl Crossing {
                 let chat = translate::anthropic_to_openai_response(reply, model);
                 translate::chat_to_responses_response(&chat, model)
             },
+            Crossing::Gemini {
+                inbound, target, ..
+            } => {
+                return match serde_json::from_slice::<Value>(&body) {
+                    Ok(reply) => Bytes::from(
+                        gemini_crossing::response(*inbound, &reply, requested_model, *target)
+                            .to_string(),
+                    ),
+                    Err(_) => body,
+                }
+            }
         };
         match serde_json::from_slice::<Value>(&body) {
             Ok(value) => Bytes::from(convert(&value, requested_model).to_string()),
@@ -191,6 +234,9 @@ impl Crossing {
                 translate::error_to_openai(status.as_u16(), &body)
             }
             Crossing::AnthropicToOpenai => translate::error_to_anthropic(status.as_u16(), &body),
+            Crossing::Gemini { inbound, .. } => {
+                return gemini_crossing::error(*inbound, status, &body)
+            }
         };
         (
             StatusCode::from_u16(code).unwrap_or(status),
@@ -208,7 +254,7 @@ impl Crossing {
         match self {
             Crossing::Native => match inbound {
                 Wire::Responses => Some(Box::new(ResponsesTrail::new())),
-                Wire::Chat | Wire::Embeddings | Wire::Messages => None,
+                Wire::Chat | Wire::Embeddings | Wire::Messages | Wire::GenerateContent => None,
             },
             Crossing::OpenaiToAnthropic { include_usage } => Some(Box::new(
                 AnthropicToOpenaiStream::new(requested_model, *include_usage),
@@ -224,6 +270,16 @@ impl Crossing {
                 Box::new(AnthropicToOpenaiStream::new(requested_model, true)),
                 Box::new(ChatToResponsesStream::new(requested_model)),
             ))),
+            Crossing::Gemini {
+                inbound,
+                include_usage,
+                target,
+            } => Some(gemini_crossing::stream(
+                *inbound,
+                requested_model,
+                *include_usage,
+                *target,
+            )),
         }
     }
 }

@@ -189,7 +189,8 @@ impl<'a> Run<'a> {
     /// How this request reaches a target's API, or why it cannot.
     fn crossing(&self, index: usize) -> Result<Crossing, Unsupported> {
         let target = &self.route().targets[index];
-        Crossing::new(self.operation, &target.provider, || self.parsed())
+        let model = target.model_for(&self.body.model);
+        Crossing::new(self.operation, &target.provider, model, || self.parsed())
     }
 
     /// The stored response a Responses call continues, if any.

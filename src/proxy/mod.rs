@@ -9,6 +9,8 @@ pub mod egress;
 pub mod event_kind;
 pub mod events;
 pub mod failover;
+pub mod gemini_crossing;
+pub mod gemini_events;
 pub mod inbound;
 pub mod plan;
 pub mod race;
@@ -41,6 +43,8 @@ impl From<ApiKind> for ErrorFormat {
         match api {
             ApiKind::Openai | ApiKind::AzureOpenai => ErrorFormat::OpenAi,
             ApiKind::Anthropic => ErrorFormat::Anthropic,
+            // No app speaks Google's wire to the sidecar; errors follow OpenAI's shape.
+            ApiKind::Gemini | ApiKind::Vertex => ErrorFormat::OpenAi,
         }
     }
 }

@@ -94,6 +94,7 @@ mod tests {
                 registry: &registry,
                 upstreams: &upstreams,
                 metrics: &metrics,
+                google: &crate::provider::google::GoogleCredentials::new(Default::default()),
             },
         )
     }

@@ -191,7 +191,9 @@ pub fn error_event(wire: Wire, reason: FailReason, message: &str) -> Bytes {
             let data = json!({"type": "error", "error": {"type": kind, "message": message}});
             format_event(Some("error"), &data.to_string())
         }
-        Wire::Chat | Wire::Embeddings => {
+        // No app speaks generateContent to the sidecar; were one to, OpenAI's shape is
+        // the sidecar's default error format.
+        Wire::Chat | Wire::Embeddings | Wire::GenerateContent => {
             let data = json!({"error": {"message": message, "type": "server_error", "code": reason.as_str()}});
             format_event(None, &data.to_string())
         }

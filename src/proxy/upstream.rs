@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::policy::spec::{ApiKind, TlsSpec, Wire};
 use crate::policy::Provider;
+use crate::provider::google;
 use crate::proxy::egress::{Egress, EgressConnector};
 use crate::proxy::tls::{self, TlsFileError, TlsMaterial};
 
@@ -207,11 +208,11 @@ const DROPPED: [&str; 16] = [
 pub fn build_request(
     provider: &Provider,
     (operation, wire): (Operation, Wire),
-    target_model: &str,
+    (target_model, stream): (&str, bool),
     inbound: &HeaderMap,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
-    let uri = upstream_uri(provider, (operation, wire), target_model)?;
+    let uri = upstream_uri(provider, (operation, wire), (target_model, stream))?;
     let mut builder = Request::builder().method(Method::POST).uri(uri);
     let headers = builder
         .headers_mut()
@@ -231,7 +232,7 @@ pub fn build_request(
                 headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
             }
         }
-        ApiKind::Openai | ApiKind::AzureOpenai => {
+        ApiKind::Openai | ApiKind::AzureOpenai | ApiKind::Gemini | ApiKind::Vertex => {
             headers.remove("anthropic-version");
             headers.remove("anthropic-beta");
         }
@@ -265,7 +266,7 @@ fn copy_forwardable(inbound: &HeaderMap, out: &mut HeaderMap) {
 fn upstream_uri(
     provider: &Provider,
     (operation, wire): (Operation, Wire),
-    target_model: &str,
+    (target_model, stream): (&str, bool),
 ) -> Result<Uri, http::Error> {
     let base = provider.base_url.trim_end_matches('/');
     let version = provider.api_version.as_deref().unwrap_or_default();
@@ -284,6 +285,14 @@ fn upstream_uri(
             openai_suffix(wire),
         ),
         (ApiKind::Openai, wire) => format!("{base}/{}", openai_suffix(wire)),
+        (ApiKind::Gemini | ApiKind::Vertex, _) => {
+            let vertex = provider
+                .vertex
+                .as_ref()
+                .map(|(project, region)| (project.as_str(), region.as_str()));
+            let path = google::model_path(vertex, &path_segment(target_model), stream);
+            format!("{base}{path}")
+        }
     };
     Ok(uri.parse::<Uri>()?)
 }
@@ -309,7 +318,7 @@ fn openai_suffix(wire: Wire) -> &'static str {
     match wire {
         Wire::Embeddings => "embeddings",
         Wire::Responses => "responses",
-        Wire::Chat | Wire::Messages => "chat/completions",
+        Wire::Chat | Wire::Messages | Wire::GenerateContent => "chat/completions",
     }
 }
 

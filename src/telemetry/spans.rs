@@ -157,6 +157,8 @@ fn provider_name(api: ApiKind) -> &'static str {
         ApiKind::Openai => "openai",
         ApiKind::Anthropic => "anthropic",
         ApiKind::AzureOpenai => "azure.ai.openai",
+        ApiKind::Gemini => "gcp.gemini",
+        ApiKind::Vertex => "gcp.vertex_ai",
     }
 }
 

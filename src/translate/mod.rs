@@ -1,7 +1,8 @@
 //! OpenAI Chat Completions ⇄ Anthropic Messages translation: requests, responses, SSE
 //! streams and provider errors, so a chain can fail over across vendors unnoticed; and
 //! OpenAI Responses → Chat Completions (the hub), which Responses → Anthropic composes
-//! with rather than having a converter of its own.
+//! with rather than having a converter of its own; and the hub ⇄ Google generateContent
+//! (`gemini_*`), which every inbound dialect reaches Gemini and Vertex AI through.
 //!
 //! Invariant: a translation is either faithful or refused. Whatever the target dialect
 //! cannot express (`n > 1`, logprobs, audio, server tools, …) yields [`Unsupported`] with
@@ -14,6 +15,11 @@
 //! model is used only when the upstream body names none.
 
 mod error;
+mod gemini_reply;
+mod gemini_request;
+mod gemini_schema;
+mod gemini_signatures;
+mod gemini_stream;
 mod request_to_anthropic;
 mod request_to_openai;
 mod response;
@@ -25,6 +31,8 @@ mod stream_to_anthropic;
 mod stream_to_openai;
 
 #[cfg(test)]
+mod gemini_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod request_tests;
@@ -34,6 +42,12 @@ mod responses_tests;
 mod stream_tests;
 
 pub use error::{error_to_anthropic, error_to_openai};
+pub use gemini_reply::{
+    gemini_error_to_anthropic, gemini_error_to_openai, gemini_to_chat_response,
+};
+pub use gemini_request::chat_to_gemini_request;
+pub use gemini_signatures::target_key as gemini_target_key;
+pub use gemini_stream::GeminiToChatStream;
 pub use request_to_anthropic::openai_to_anthropic_request;
 pub use request_to_openai::{anthropic_to_openai_request, embeddings_to_anthropic};
 pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};

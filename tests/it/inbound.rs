@@ -110,9 +110,14 @@ async fn the_apps_credentials_are_dropped_and_the_providers_key_is_sent() {
         headers.get("x-hop").is_none(),
         "headers named by Connection are hop-by-hop"
     );
-    assert_eq!(
-        headers["traceparent"],
-        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    // The app's trace goes on: its own parent when tracing is off, the attempt's span when
+    // another test of this process has turned the exporter on.
+    assert!(
+        headers["traceparent"]
+            .as_str()
+            .unwrap()
+            .starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+        "{headers}"
     );
     let admin = format!(
         "{}{}{}",

@@ -145,10 +145,10 @@ fn type_error_has_its_path() {
         decode_err(&text),
         vec![r#"routes[0].maxAttempts: invalid type: string "x", expected u32"#]
     );
-    let text = POLICY.replace("api: openai", "api: gemini");
+    let text = POLICY.replace("api: openai", "api: cohere");
     let errors = decode_err(&text);
     assert!(
-        errors[0].starts_with("providers[0].api: unknown variant `gemini`"),
+        errors[0].starts_with("providers[0].api: unknown variant `cohere`"),
         "{errors:?}"
     );
 }
@@ -324,6 +324,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 from_file: None
             }),
             passthrough: None,
+            google: None,
         }),
         "/[a-z/]{1,12}".prop_map(|f| AuthSpec {
             api_key: Some(KeySource {
@@ -331,10 +332,12 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 from_file: Some(f)
             }),
             passthrough: None,
+            google: None,
         }),
         Just(AuthSpec {
             api_key: None,
-            passthrough: Some(true)
+            passthrough: Some(true),
+            google: None,
         }),
     ];
     let headers = prop::collection::btree_map("x-[a-z0-9-]{1,10}", "[a-zA-Z0-9 ._/-]{0,16}", 0..3);
@@ -369,6 +372,8 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 limits: None,
                 tls: None,
                 wires: None,
+                region: None,
+                project: None,
             },
         )
 }

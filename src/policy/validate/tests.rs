@@ -517,3 +517,80 @@ fn wires_default_by_kind_and_base_url() {
         [Wire::Messages]
     );
 }
+
+const GOOGLE: &str = r#"
+providers:
+  - name: gemini
+    api: gemini
+    auth: {apiKey: {fromEnv: GEMINI_API_KEY}}
+  - name: vertex
+    api: vertex
+    project: my-project
+    region: europe-west4
+    auth: {google: {}}
+routes:
+  - model: "*"
+    targets: [{provider: gemini, model: gemini-2.5-flash}, {provider: vertex, model: gemini-2.5-pro}]
+"#;
+
+fn google_errors(change: impl FnOnce(&mut PolicySpec)) -> Vec<String> {
+    let mut spec = decode(GOOGLE).expect("the Google policy decodes");
+    change(&mut spec);
+    validate(&spec).iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn gemini_and_vertex_need_no_base_url() {
+    assert_eq!(google_errors(|_| {}), Vec::<String>::new());
+    let errors = google_errors(|s| s.providers[1].base_url = "ftp://x".to_owned());
+    assert_eq!(
+        errors,
+        vec![r#"providers[1].baseUrl: "ftp://x" must be an absolute http:// or https:// URL"#]
+    );
+}
+
+#[test]
+fn vertex_needs_a_project_and_region_that_only_it_takes() {
+    let errors = google_errors(|s| {
+        s.providers[1].project = None;
+        s.providers[1].region = Some("Europe West".to_owned());
+        s.providers[0].region = Some("us-central1".to_owned());
+    });
+    assert_eq!(
+        errors,
+        vec![
+            "providers[0].region: only allowed for api vertex",
+            r#"providers[1].region: "Europe West" is not a Google Cloud region (lower-case letters, digits, -)"#,
+            "providers[1].project: required for api vertex",
+        ]
+    );
+}
+
+#[test]
+fn google_credentials_and_passthrough_rules() {
+    let errors = google_errors(|s| {
+        s.providers[0].auth = AuthSpec {
+            api_key: None,
+            passthrough: Some(true),
+            google: None,
+        };
+        s.providers[1].auth.api_key = Some(KeySource {
+            from_env: Some("K".to_owned()),
+            from_file: None,
+        });
+    });
+    assert_eq!(
+        errors,
+        vec![
+            "providers[0].auth.passthrough: not allowed for api gemini: an app's key is never sent to Google",
+            "providers[1].auth: set exactly one of apiKey, passthrough: true or google, not several",
+        ]
+    );
+    let errors = google_errors(|s| s.providers[0].auth.google = Some(Default::default()));
+    assert!(errors.contains(&"providers[0].auth.google: only allowed for api vertex (Google credentials); gemini takes an apiKey".to_owned()), "{errors:?}");
+    let errors = errors_after(|s| s.providers[0].base_url = String::new());
+    assert_eq!(
+        errors,
+        vec![r#"providers[0].baseUrl: "" is not a URL (empty string)"#]
+    );
+}

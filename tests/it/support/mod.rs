@@ -5,6 +5,7 @@
 
 pub mod egress_proxy;
 pub mod fake_kube;
+pub mod google;
 pub mod tls_mock;
 
 use std::net::SocketAddr;
