@@ -100,6 +100,19 @@ def plot(path, results, scs, names):
     fig.savefig(path, dpi=90)
 
 
+def user_args(argv):
+    """chaos.py's argv without what chaos.sh adds (the tool paths)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--binary", "--envoy", "--litellm"):
+            skip = True
+        else:
+            out.append(a)
+    return " ".join(out)
+
+
 def write(out, meta, results, scs, names, missed):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
@@ -114,8 +127,8 @@ def write(out, meta, results, scs, names, missed):
         f"- Run: {meta['started']} to {meta['finished']}, mode `{meta['mode']}`, commit `{commit}`.",
         f"- Machine: {cpu}, {os.cpu_count()} cores, {mem}, Linux {platform.release()}; load average at start "
         f"`{meta['loadavg_start']}`, at end `{meta['loadavg_end']}` (shared with other builds: latencies are indicative).",
-        f"- Command: `bench/chaos.sh {' '.join(meta['argv'][meta['argv'].index('--binary') + 2:] if '--binary' in meta['argv'] else meta['argv'])}`"
-        " (exact argv in `bench/chaos.json`).",
+        "- Commands: " + "; ".join(f"`bench/chaos.sh {user_args(p['argv'])}`" for p in meta.get("parts", [meta]))
+        + " (`SWITCHYARD_BIN` as below; exact argv in `bench/chaos.json`).",
         f"- Load: {meta['profile']['workers']} app workers per contender (8 for reasoning), the official `openai` SDK,"
         " `max_retries=0`, 30 s timeout, calls 50 ms apart, every other call streamed. A call counts as a success only"
         " if it ended without an SDK error **and** carried the mock's full answer text and a finish reason;"
@@ -148,3 +161,31 @@ def write(out, meta, results, scs, names, missed):
             kept = start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
     with open(path, "w") as f:
         f.write("\n".join(body) + "\n" + kept)
+
+
+def merge(paths, out):
+    """Joins runs made apart (the incidents and the soak, each its own chaos.py process)
+    into one chaos.json and report; the first run's meta leads, the others' are kept."""
+    import json
+    from types import SimpleNamespace
+
+    runs = [json.load(open(p)) for p in paths]
+    meta = dict(runs[0]["meta"], parts=[r["meta"] for r in runs])
+    meta["finished"] = max(r["meta"]["finished"] for r in runs)
+    meta["loadavg_end"] = runs[-1]["meta"]["loadavg_end"]
+    results, scs, missed, names = {}, [], [], []
+    for r in runs:
+        results.update(r["results"])
+        scs += [SimpleNamespace(**s) for s in r["scenarios"]]
+        missed += r["misses"]
+        names += [n for n in r["meta"]["contenders"] if n not in names]
+    with open(os.path.join(out, "chaos.json"), "w") as f:
+        json.dump({"meta": meta, "results": results, "misses": missed,
+                   "scenarios": [vars(s) for s in scs]}, f, indent=1)
+    write(out, meta, results, scs, names, missed)
+
+
+if __name__ == "__main__":
+    import sys
+
+    merge(sys.argv[2:], sys.argv[1])
