@@ -462,9 +462,10 @@ async fn a_probe_answered_200_with_a_cut_body_keeps_the_breaker_open() {
     let before = primary.calls();
     tokio::time::sleep(secs(10)).await;
     assert!(primary.calls() > before, "the probes ran");
-    assert_eq!(
+    // Open, or half-open while the next probe is out: never closed.
+    assert_ne!(
         breaker_of(&sidecar.breakers().await, "primary")["state"],
-        "open"
+        "closed"
     );
     let metrics = sidecar.metrics().await;
     assert!(
