@@ -87,15 +87,13 @@ pub fn responses_type(e: &Event) -> String {
 /// Checks a translated Responses stream: JSON events, sequence numbers strictly rising
 /// from 0, one terminal event last; a clean one only when `could_end`.
 pub fn check_responses(out: &[Event], could_end: bool, cut: bool) {
-    let mut next = 0;
-    for e in out {
+    for (next, e) in (0u64..).zip(out) {
         let v: serde_json::Value =
             serde_json::from_str(&e.data).expect("Responses events are JSON");
         let n = v["sequence_number"]
             .as_u64()
             .expect("every event has a sequence number");
         assert_eq!(n, next, "sequence numbers rise by one");
-        next += 1;
         assert_eq!(
             e.event.as_deref(),
             v["type"].as_str(),
