@@ -26,8 +26,11 @@ use crate::proxy::events::body_usage;
 use crate::proxy::upstream::{build_request, Operation};
 use crate::shared::Shared;
 
-/// How often the prober looks for due probes.
-const TICK: Duration = Duration::from_secs(1);
+/// How often the prober looks for due probes: a recovered target's trial starts within
+/// this of its open period ending, so it bounds how soon traffic returns (bench/CHAOS.md:
+/// at 1 s, traffic came back on average over a second after an outage ended). Looking
+/// is a walk over the targets, so four times a second costs nothing.
+const TICK: Duration = Duration::from_millis(250);
 /// A probe's own time limit when the target has neither a first-byte timeout nor a
 /// baseline to bound it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,7 +46,7 @@ impl Drop for Prober {
     }
 }
 
-/// Starts the prober: every second it probes each probed target of the running policy
+/// Starts the prober: every [`TICK`] it probes each probed target of the running policy
 /// whose breaker waits for a trial or that has been idle for its `interval`.
 pub fn spawn(shared: Arc<Shared>) -> Prober {
     Prober(tokio::spawn(async move {
@@ -148,32 +151,47 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
     let exchange = async {
         let response = client.request(request).await?;
         let (parts, body) = response.into_parts();
+        // A body cut before its end is no answer, whatever the status said: a probe
+        // that took it for one closed breakers on targets that cut every reply
+        // (bench/CHAOS.md, streams cut mid-answer).
         let bytes = Limited::new(body, MAX_PROBE_BODY)
             .collect()
             .await
             .map(|b| b.to_bytes())
-            .unwrap_or_default();
+            .ok();
         Ok::<_, hyper_util::client::legacy::Error>((parts, bytes))
     };
     match timeout(limit, exchange).await {
         Err(_) => Outcome::Failure(crate::classify::FailReason::Stalled),
         Ok(Err(err)) => Outcome::Failure(crate::proxy::unreachable::classify(&err)),
-        Ok(Ok((parts, bytes))) if parts.status.is_success() => {
-            let usage = body_usage(wire, &bytes);
-            target
-                .state
-                .metrics
-                .usage(usage.input, usage.output, target.per_mtok());
-            Outcome::Success
-        }
-        Ok(Ok((parts, bytes))) => classify_response(
+        Ok(Ok((_, None))) => Outcome::Failure(crate::classify::FailReason::Cut),
+        Ok(Ok((parts, Some(bytes)))) => answered(policy, target, wire, parts, &bytes),
+    }
+}
+
+/// Classifies a probe's whole answer.
+fn answered(
+    policy: &Policy,
+    target: &Target,
+    wire: Wire,
+    parts: http::response::Parts,
+    bytes: &[u8],
+) -> Outcome {
+    if !parts.status.is_success() {
+        return classify_response(
             parts.status,
             &parts.headers,
-            &bytes,
+            bytes,
             policy.cooldowns,
             SystemTime::now(),
-        ),
+        );
     }
+    let usage = body_usage(wire, bytes);
+    target
+        .state
+        .metrics
+        .usage(usage.input, usage.output, target.per_mtok());
+    Outcome::Success
 }
 
 /// The smallest call each API answers: one user word, one output token.

@@ -41,6 +41,10 @@ cargo build --quiet
 export SWITCHYARD_BIN="${SWITCHYARD_BIN:-$SWITCHYARD_TARGET_DIR/debug/switchyard}"
 .venv/bin/python -m pytest -q tests/sdk
 
+step "Chaos bench, quick (direct and switchyard through scripted incidents; asserts the targets)"
+mkdir -p "$SWITCHYARD_TARGET_DIR/chaos"
+bench/chaos.sh --quick --out "$SWITCHYARD_TARGET_DIR/chaos"
+
 step "Node SDK tests (the openai package, from npm)"
 npm install --prefix tests/node --no-audit --no-fund --silent
 (cd tests/node && node --test)

@@ -51,6 +51,13 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ProxyError
 impl InboundBody {
     /// Parses what routing needs; the body must be a JSON object with a string `model`.
     pub fn parse(bytes: Bytes) -> Result<InboundBody, ProxyError> {
+        // A derived struct also reads from a JSON array (`["gpt-4o", true]` by field
+        // order), which no provider takes for a request (found by fuzzing).
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ProxyError::BadRequest(
+                "the body is not a JSON object".into(),
+            ));
+        }
         let peek: Peek<'_> = serde_json::from_slice(&bytes).map_err(|e| {
             ProxyError::BadRequest(format!("the body is not a valid JSON object: {e}"))
         })?;
@@ -112,6 +119,7 @@ mod tests {
         for bad in [
             &b"not json"[..],
             b"[]",
+            br#"[ "gpt-4o", true ]"#,
             b"{}",
             br#"{"model":3}"#,
             br#"{"model":"a""#,

@@ -24,6 +24,22 @@ struct Peek {
     response: Option<Value>,
 }
 
+impl Peek {
+    /// Reads what the trail keeps from an event. The typed peek refuses an object with a
+    /// repeated key, which JSON clients read last-wins; such an event is then read as a
+    /// tree the same way, so its sequence number is not missed (found by fuzzing: the
+    /// `response.failed` written after it reused a number the app had already seen).
+    fn of(data: &str) -> Option<Peek> {
+        serde_json::from_str::<Peek>(data).ok().or_else(|| {
+            let v: Value = serde_json::from_str(data).ok()?;
+            Some(Peek {
+                sequence_number: v.get("sequence_number").and_then(Value::as_u64),
+                response: v.get("response").cloned(),
+            })
+        })
+    }
+}
+
 impl ResponsesTrail {
     /// A trail that has seen nothing yet.
     pub fn new() -> Self {
@@ -35,7 +51,7 @@ impl StreamTranslator for ResponsesTrail {
     fn event(&mut self, ev: &Event) -> Vec<Bytes> {
         // Only lifecycle events carry the whole response; deltas are peeked for their
         // sequence number without keeping anything.
-        if let Ok(peek) = serde_json::from_str::<Peek>(&ev.data) {
+        if let Some(peek) = Peek::of(&ev.data) {
             if let Some(n) = peek.sequence_number {
                 self.sequence = Some(self.sequence.map_or(n, |s| s.max(n)));
             }
@@ -92,5 +108,24 @@ mod tests {
         assert_eq!(data["sequence_number"], 5);
         assert_eq!(data["response"]["id"], "resp_7");
         assert_eq!(data["response"]["status"], "failed");
+    }
+
+    #[test]
+    fn a_repeated_key_counts_as_clients_read_it() {
+        let mut trail = ResponsesTrail::new();
+        let created = r#"{"type":"response.created","sequence_number":0,"response":{"id":"r","status":"in_progress"}}"#;
+        let delta = r#"{"type":"response.output_text.delta","sequence_number":4,"delta":"Hi","sequence_number":5}"#;
+        for data in [created, delta] {
+            trail.event(&Event {
+                event: None,
+                data: data.to_owned(),
+                raw: format_event(None, data),
+            });
+        }
+        let failed = trail.fail("stream_cut", "cut").unwrap();
+        let text = std::str::from_utf8(&failed[0]).unwrap();
+        let data: Value =
+            serde_json::from_str(text.split("data: ").nth(1).unwrap().trim()).unwrap();
+        assert_eq!(data["sequence_number"], 6);
     }
 }

@@ -15,6 +15,7 @@ mod demo;
 mod egress;
 mod failover;
 mod fleet;
+mod fuzz_corpus;
 mod gemini;
 mod inbound;
 mod live;

@@ -442,6 +442,45 @@ async fn a_probe_not_an_app_call_is_the_half_open_trial() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_probe_answered_200_with_a_cut_body_keeps_the_breaker_open() {
+    let extra = "circuitBreaker: {consecutiveFailures: 2, openFor: 1s, maxOpenFor: 1s}";
+    let route = "targets: [{provider: primary, model: gpt-4o, probe: {interval: 1h}}, {provider: secondary, model: gpt-4o-mini}]";
+    provider_key_env();
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    let policy = policy(&primary, &secondary, "", extra).replace(
+        "targets: [{provider: primary, model: gpt-4o}, {provider: secondary, model: gpt-4o-mini}]",
+        route,
+    );
+    let sidecar = Sidecar::start(&policy).await;
+    primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    for _ in 0..2 {
+        chat_call(&sidecar).await;
+    }
+    // Every answer now starts well and is cut halfway: a probe must not take it for one.
+    primary.set_faults(faults(json!({"dropAfterChunks": 1})));
+    let before = primary.calls();
+    tokio::time::sleep(secs(10)).await;
+    assert!(primary.calls() > before, "the probes ran");
+    // Open, or half-open while the next probe is out: never closed.
+    assert_ne!(
+        breaker_of(&sidecar.breakers().await, "primary")["state"],
+        "closed"
+    );
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"switchyard_probes_total{provider="primary",model="gpt-4o",outcome="stream_cut"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"model="gpt-4o",outcome="success""#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_idle_broken_backup_is_found_by_its_probes_before_any_app_call() {
     provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
