@@ -2,7 +2,7 @@
 official `openai` SDK, `max_retries=0`, a few concurrent workers, streamed and
 non-streamed calls) through each contender — direct, switchyard, LiteLLM, Envoy — one
 incident script at a time. Reports app-visible failures, truncated answers passed off as
-complete, latency, amplification (upstream calls per app call, from the mocks' own
+complete, latency, amplification (upstream calls per app call, active probes apart, from the mocks' own
 counters) and how fast the sick target stops and starts getting traffic again; writes
 bench/CHAOS.md, bench/chaos.json and bench/chaos.png. `--quick` runs direct and
 switchyard only with short incidents and exits non-zero when switchyard misses a target.
@@ -417,6 +417,21 @@ def fds(pid):
 
 # ---- one run ----------------------------------------------------------------------
 
+def probe_calls(contender):
+    """Active probes the sidecar sent so far (its `switchyard_probes_total`): upstream
+    calls no app call caused, one per target and interval at most, kept out of the
+    amplification and reported on their own. 0 for contenders without probes."""
+    admin = getattr(contender, "admin", None)
+    if not admin or not isinstance(contender, Switchyard):
+        return 0
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    except OSError:
+        return 0
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("switchyard_probes_total{")))
+
+
 def run_scenario(make, sc, args, log_dir, workers, mocks=None, tag=""):
     own = mocks is None
     mocks = mocks or Mocks(args.binary, log_dir, tag)
@@ -426,6 +441,7 @@ def run_scenario(make, sc, args, log_dir, workers, mocks=None, tag=""):
         mocks.reset(sc.base)
         contender = make(mocks, log_dir, args, tag=tag) if make is not Direct else Direct(mocks, log_dir, args)
         try:
+            probes_before = probe_calls(contender)
             start = time.monotonic()
             load = Load(contender.base_url, expected, sc.workers or workers, start)
             sampler = Sampler(mocks, start, contender.child.pid if contender.child else None)
@@ -444,6 +460,7 @@ def run_scenario(make, sc, args, log_dir, workers, mocks=None, tag=""):
             time.sleep(5 if sc.soak else 0.2)
             sampler.stop.set()
             sampler.thread.join()
+            probes = probe_calls(contender) - probes_before
             settled = (rss_kib(contender.child.pid), fds(contender.child.pid)) if contender.child else None
         finally:
             if contender.child:
@@ -451,7 +468,7 @@ def run_scenario(make, sc, args, log_dir, workers, mocks=None, tag=""):
     finally:
         if own:
             mocks.stop()
-    return summarize(sc, load.calls, sampler, settled)
+    return summarize(sc, load.calls, sampler, settled, probes)
 
 
 def pct(values, p):
@@ -523,7 +540,7 @@ def threshold_crossed(sc, samples, rate=0.3, threshold=0.2, window=60.0, minimum
     return None
 
 
-def summarize(sc, calls, sampler, settled):
+def summarize(sc, calls, sampler, settled, probes=0):
     samples = sampler.samples
     n = len(calls)
     failures = sum(1 for c in calls if not c["ok"])
@@ -534,7 +551,8 @@ def summarize(sc, calls, sampler, settled):
         "truncated": sum(1 for c in calls if c["truncated"]),
         "p50": pct([c["latency"] for c in calls if c["ok"]], 0.5),
         "p99": pct([c["latency"] for c in calls if c["ok"]], 0.99),
-        "upstream_calls": upstream, "amplification": upstream / n if n else None,
+        "upstream_calls": upstream, "probe_calls": probes,
+        "amplification": (upstream - probes) / n if n else None,
         "errors": sorted({c["error"] for c in calls if c["error"]})[:5],
         "timeline": [[round(c["t"], 2), c["ok"]] for c in calls],
     }

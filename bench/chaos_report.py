@@ -25,7 +25,7 @@ def table(results, scs, names):
         lines += ["", f"### {sc.title}", "", f"{t}; sick target: `{sc.sick}`."
                   + (" One target stays healthy throughout." if sc.healthy_one else ""), "",
                   "| contender | app calls | failures | success | truncated as complete | p50 | p99 | "
-                  "upstream calls per app call | sick target dropped after | traffic back after |",
+                  "upstream calls per app call (probes apart) | sick target dropped after | traffic back after |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name in names:
             r = results.get(sc.name, {}).get(name)

@@ -69,7 +69,10 @@ fn start_due(policy: &Arc<Policy>) {
                 continue;
             };
             let state = &target.state;
-            let due = state.awaits_trial(now) || state.idle_for(now) >= interval;
+            // A target with calls in flight is not idle, however long ago they started
+            // (an 8 s reasoning call): a probe would only add load.
+            let idle = state.in_flight() == 0 && state.idle_for(now) >= interval;
+            let due = state.awaits_trial(now) || idle;
             // One probe per target at a time, even when several routes share it.
             if due && state.start_probe() {
                 tokio::spawn(probe(Arc::clone(policy), r, t));

@@ -516,3 +516,27 @@ async fn an_idle_broken_backup_is_found_by_its_probes_before_any_app_call() {
     );
     assert_eq!(primary.calls(), 0, "no app call was needed to find it");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_target_busy_with_a_long_call_is_not_probed() {
+    provider_key_env();
+    let primary = MockServer::start("primary").await.unwrap();
+    let secondary = MockServer::start("secondary").await.unwrap();
+    let text = policy(&primary, &secondary, "", "").replace(
+        "{provider: primary, model: gpt-4o}",
+        "{provider: primary, model: gpt-4o, probe: {interval: 2s}}",
+    );
+    let sidecar = Sidecar::start(&text).await;
+    // A reasoning call: 30 s before its answer, healthy all along.
+    primary.set_faults(faults(json!({"latency": "30s"})));
+    let reply = sidecar.chat("gpt-4o").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        primary.calls(),
+        1,
+        "no probe while the call was in flight, though it started 30 s ago"
+    );
+    // Idle now: the probes resume.
+    tokio::time::sleep(secs(3)).await;
+    assert!(primary.calls() >= 2);
+}
