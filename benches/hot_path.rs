@@ -96,7 +96,7 @@ fn hot_path(c: &mut Criterion) {
             let request = build_request(
                 &target.provider,
                 (Operation::Chat, Wire::Chat),
-                model,
+                (model, false),
                 &headers,
                 inbound.with_model(model),
             );

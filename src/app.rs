@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// `no_proxy` (and upper-case forms) at start-up; tests inject their own.
     #[arg(skip = Arc::new(Egress::from_env()))]
     pub egress: Arc<Egress>,
+    /// The `AWS_*` variables Bedrock credentials come from (DESIGN §3), taken at
+    /// start-up; tests inject their own.
+    #[arg(skip = crate::aws::Env::from_process())]
+    pub aws_env: crate::aws::Env,
     /// Share 429 cooldowns and breaker-open hints with the other pods through Redis or
     /// Valkey: `redis://HOST:PORT[/DB]` or `rediss://...`. Off unless set.
     #[arg(long, value_name = "URL")]
@@ -90,6 +94,7 @@ impl RunArgs {
             request_read_timeout: Duration::from_secs(30),
             key_refresh_interval: Duration::from_secs(10),
             egress: Arc::new(Egress::default()),
+            aws_env: crate::aws::Env::default(),
             shared_state: None,
             redis_password: None,
         }
@@ -172,7 +177,8 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
         return Err(StartError::Config(args.egress.problems().to_vec()));
     }
     let mut shared = Shared::new(args.max_body_bytes, args.request_read_timeout)
-        .with_egress(Arc::clone(&args.egress));
+        .with_egress(Arc::clone(&args.egress))
+        .with_aws_env(args.aws_env.clone());
     if args.shared_state.is_some() {
         shared = shared.with_shared_state();
     }

@@ -23,7 +23,7 @@ use crate::log_limit;
 use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::{Policy, Target};
 use crate::proxy::events::body_usage;
-use crate::proxy::upstream::{build_request, Operation};
+use crate::proxy::upstream::{build_request, seal, Operation};
 use crate::shared::Shared;
 
 /// How often the prober looks for due probes.
@@ -126,9 +126,20 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
     let (operation, wire, body) = synthetic(provider.api, model);
     let (Ok(client), Ok(request)) = (
         &provider.client,
-        build_request(provider, (operation, wire), model, &HeaderMap::new(), body),
+        build_request(
+            provider,
+            (operation, wire),
+            (model, false),
+            &HeaderMap::new(),
+            body,
+        ),
     ) else {
         // No client: unusable TLS files, already logged when the policy compiled.
+        return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
+    };
+    let until = tokio::time::Instant::now() + PROBE_TIMEOUT;
+    let Ok(request) = seal(provider, request, SystemTime::now(), until).await else {
+        // No AWS credentials: a configuration problem the chain has logged.
         return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
     };
     let limit = provider
@@ -180,6 +191,13 @@ fn synthetic(api: ApiKind, model: &str) -> (Operation, Wire, Bytes) {
             Operation::Chat,
             Wire::Chat,
             json!({"model": model, "max_completion_tokens": 1, "messages": messages}),
+        ),
+        // The model is in the path.
+        ApiKind::Bedrock => (
+            Operation::Chat,
+            Wire::Converse,
+            json!({"messages": [{"role": "user", "content": [{"text": "ping"}]}],
+                   "inferenceConfig": {"maxTokens": 1}}),
         ),
     };
     (operation, wire, Bytes::from(body.to_string()))

@@ -19,6 +19,7 @@ pub struct Shared {
     policy: ArcSwapOption<Policy>,
     registry: Registry,
     upstreams: Upstreams,
+    aws: crate::aws::Chain,
     /// Metric families.
     pub metrics: Metrics,
     draining: AtomicBool,
@@ -37,6 +38,7 @@ impl Shared {
             policy: ArcSwapOption::empty(),
             registry: Registry::default(),
             upstreams: Upstreams::default(),
+            aws: crate::aws::Chain::default(),
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -56,6 +58,12 @@ impl Shared {
     /// Sends upstream traffic through the egress proxies the environment names.
     pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
         self.upstreams = Upstreams::new(egress);
+        self
+    }
+
+    /// Reads AWS credentials (Bedrock `auth.aws`) from this environment.
+    pub fn with_aws_env(mut self, env: crate::aws::Env) -> Self {
+        self.aws = crate::aws::Chain::new(env);
         self
     }
 
@@ -94,6 +102,7 @@ impl Shared {
             registry: &self.registry,
             upstreams: &self.upstreams,
             metrics: &self.metrics,
+            aws: &self.aws,
         };
         let policy = Policy::compile(spec, generation, &ctx);
         for state in policy.target_states() {

@@ -64,6 +64,8 @@ pub struct Provider {
     pub max_concurrency: u32,
     /// Azure `api-version`.
     pub api_version: Option<String>,
+    /// Bedrock's region: where it is and what it is signed for.
+    pub region: Option<String>,
     /// The protocols it serves natively (`wires`, or its kind's defaults).
     pub wires: Vec<Wire>,
     /// The pooled client for this provider's connect timeout and TLS identity, or why
@@ -95,6 +97,8 @@ pub enum Auth {
     /// The key source was empty; requests go without a key and the provider's 401 is
     /// passed back (and logged once).
     Missing,
+    /// SigV4 with the process's AWS credential chain (Bedrock `auth.aws`).
+    Aws(Arc<crate::aws::Credentials>),
 }
 
 impl Auth {
@@ -107,7 +111,8 @@ impl Auth {
         out: &mut HeaderMap,
     ) {
         let header_name = match api {
-            ApiKind::Openai => AUTHORIZATION,
+            // A Bedrock API key is a bearer token.
+            ApiKind::Openai | ApiKind::Bedrock => AUTHORIZATION,
             ApiKind::Anthropic => HeaderName::from_static("x-api-key"),
             ApiKind::AzureOpenai => HeaderName::from_static("api-key"),
         };
@@ -120,7 +125,8 @@ impl Auth {
                     out.insert(header_name, value.clone());
                 }
             }
-            Auth::Passthrough | Auth::Missing => {}
+            // Signed last, over the whole request (`proxy::attempt`).
+            Auth::Passthrough | Auth::Missing | Auth::Aws(_) => {}
         }
     }
 }
@@ -195,6 +201,8 @@ pub struct CompileContext<'a> {
     pub upstreams: &'a Upstreams,
     /// Metric families.
     pub metrics: &'a Metrics,
+    /// The AWS credential chain Bedrock providers with `auth.aws` share.
+    pub aws: &'a crate::aws::Chain,
 }
 
 impl Policy {
@@ -205,7 +213,7 @@ impl Policy {
         let providers: Vec<Arc<Provider>> = spec
             .providers
             .iter()
-            .map(|p| Arc::new(compile_provider(p, ctx.upstreams)))
+            .map(|p| Arc::new(compile_provider(p, ctx)))
             .collect();
         let routes = spec
             .routes
@@ -383,16 +391,30 @@ impl Policy {
     }
 }
 
-fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstreams) -> Provider {
+fn compile_provider(
+    spec: &crate::policy::spec::ProviderSpec,
+    ctx: &CompileContext<'_>,
+) -> Provider {
+    let upstreams: &Upstreams = ctx.upstreams;
+    let base_url = spec.effective_base_url();
     let timeouts = Timeouts {
         connect: duration_or(spec.timeouts.connect.as_ref(), DEFAULT_CONNECT),
         first_byte: optional_duration(spec.timeouts.first_byte.as_ref()),
         idle: optional_duration(spec.timeouts.idle.as_ref()),
     };
-    let auth = match (&spec.auth.api_key, spec.auth.passthrough) {
-        (_, Some(true)) => Auth::Passthrough,
-        (Some(source), _) => resolve_key(&spec.name, spec.api, source),
-        (None, _) => Auth::Missing,
+    let auth = match (&spec.auth.api_key, spec.auth.passthrough, &spec.auth.aws) {
+        (_, Some(true), _) => Auth::Passthrough,
+        (Some(source), _, _) => resolve_key(&spec.name, spec.api, source),
+        (None, _, Some(_)) => {
+            let connect = timeouts.connect;
+            Auth::Aws(ctx.aws.credentials(|| {
+                let client = upstreams
+                    .client(connect, None)
+                    .expect("a client without TLS files always builds");
+                client.http_send()
+            }))
+        }
+        (None, _, None) => Auth::Missing,
     };
     let headers = spec
         .headers
@@ -410,8 +432,7 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
     if let Err(error) = &client {
         tracing::error!(provider = %spec.name, %error, "TLS files unusable: this provider's targets are skipped (reason config) until they are fixed");
     }
-    let server_address = spec
-        .base_url
+    let server_address = base_url
         .parse::<http::Uri>()
         .ok()
         .and_then(|u| u.authority().map(|a| a.to_string()))
@@ -419,17 +440,18 @@ fn compile_provider(spec: &crate::policy::spec::ProviderSpec, upstreams: &Upstre
     Provider {
         name: spec.name.clone(),
         api: spec.api,
-        base_url: spec.base_url.clone(),
         server_address,
         auth,
         headers,
         timeouts,
         max_concurrency: spec.max_concurrency,
         api_version: spec.api_version.clone(),
+        region: spec.region.clone(),
         wires: spec
             .wires
             .clone()
-            .unwrap_or_else(|| spec.api.default_wires(&spec.base_url).to_vec()),
+            .unwrap_or_else(|| spec.api.default_wires(&base_url).to_vec()),
+        base_url,
         client,
         tls,
     }
@@ -471,7 +493,7 @@ fn key_header(api: ApiKind, key: &str) -> Option<HeaderValue> {
         return None;
     }
     let mut value = match api {
-        ApiKind::Openai => HeaderValue::from_str(&format!("Bearer {key}")),
+        ApiKind::Openai | ApiKind::Bedrock => HeaderValue::from_str(&format!("Bearer {key}")),
         ApiKind::Anthropic | ApiKind::AzureOpenai => HeaderValue::from_str(key),
     }
     .ok()?;

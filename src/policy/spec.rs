@@ -57,6 +57,8 @@ pub enum ApiKind {
     Anthropic,
     /// Azure OpenAI: deployment paths, `api-version`, `api-key` header.
     AzureOpenai,
+    /// Amazon Bedrock: Converse / ConverseStream, SigV4-signed for the provider's region.
+    Bedrock,
 }
 
 impl ApiKind {
@@ -65,6 +67,8 @@ impl ApiKind {
         match self {
             ApiKind::Openai | ApiKind::AzureOpenai => ApiKind::Openai,
             ApiKind::Anthropic => ApiKind::Anthropic,
+            // No SDK calls the sidecar in Converse: passthrough is refused for it.
+            ApiKind::Bedrock => ApiKind::Bedrock,
         }
     }
 
@@ -75,6 +79,7 @@ impl ApiKind {
                 &[Wire::Chat, Wire::Embeddings, Wire::Responses]
             }
             ApiKind::Anthropic => &[Wire::Messages],
+            ApiKind::Bedrock => &[Wire::Converse],
         }
     }
 
@@ -85,7 +90,7 @@ impl ApiKind {
         match self {
             ApiKind::Openai if is_openai_host(base_url) => self.possible_wires(),
             ApiKind::Openai => &[Wire::Chat, Wire::Embeddings],
-            ApiKind::AzureOpenai | ApiKind::Anthropic => self.possible_wires(),
+            ApiKind::AzureOpenai | ApiKind::Anthropic | ApiKind::Bedrock => self.possible_wires(),
         }
     }
 
@@ -95,6 +100,7 @@ impl ApiKind {
             ApiKind::Openai => "openai",
             ApiKind::Anthropic => "anthropic",
             ApiKind::AzureOpenai => "azure-openai",
+            ApiKind::Bedrock => "bedrock",
         }
     }
 }
@@ -112,6 +118,8 @@ pub enum Wire {
     Responses,
     /// Anthropic Messages (and its token counting).
     Messages,
+    /// Amazon Bedrock Converse / ConverseStream (AWS event-stream framing).
+    Converse,
 }
 
 impl Wire {
@@ -122,6 +130,7 @@ impl Wire {
             Wire::Embeddings => "embeddings",
             Wire::Responses => "responses",
             Wire::Messages => "messages",
+            Wire::Converse => "converse",
         }
     }
 }
@@ -144,8 +153,13 @@ pub struct ProviderSpec {
     pub name: String,
     /// Wire dialect.
     pub api: ApiKind,
-    /// Base URL; requests go only here.
+    /// Base URL; requests go only here. Optional for `bedrock` (the host root: the
+    /// region's `bedrock-runtime` endpoint when left out), required for the others.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub base_url: String,
+    /// `bedrock` only: the AWS region, which is also the SigV4 signing region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Where the provider key comes from.
     #[serde(default)]
     pub auth: AuthSpec,
@@ -174,6 +188,19 @@ pub struct ProviderSpec {
     /// Budgets per target of this provider, shared across the fleet with `--shared-state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+}
+
+impl ProviderSpec {
+    /// The base URL requests go to: as written, else the default of its kind (DESIGN §3:
+    /// Bedrock's regional `bedrock-runtime` host). Empty when neither says one.
+    pub fn effective_base_url(&self) -> String {
+        match (self.api, self.region.as_deref()) {
+            (ApiKind::Bedrock, Some(region)) if self.base_url.is_empty() => {
+                format!("https://bedrock-runtime.{region}.amazonaws.com")
+            }
+            _ => self.base_url.clone(),
+        }
+    }
 }
 
 /// A provider's rate limits as the sidecar keeps them, per target (key and model).
@@ -219,7 +246,7 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// Exactly one of `apiKey` or `passthrough`.
+/// Exactly one of `apiKey`, `passthrough` or (for `bedrock`) `aws`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthSpec {
@@ -229,7 +256,16 @@ pub struct AuthSpec {
     /// Forward the app's own key (only to a provider of the inbound call's kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<bool>,
+    /// `bedrock` only: SigV4 with credentials from the AWS default chain as Kubernetes
+    /// workloads get them (static keys, IRSA web identity, Pod Identity), never a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsAuthSpec>,
 }
+
+/// The AWS default chain: no fields, the standard environment says everything.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAuthSpec {}
 
 /// Where a secret lives: never inline, so a policy can be shown and stored freely.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

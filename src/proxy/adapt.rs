@@ -17,6 +17,7 @@ pub fn apply(body: &mut Value, wire: ApiKind, spec: &RequestSpec) {
         match wire {
             ApiKind::Anthropic => prefix_anthropic(object, prefix),
             ApiKind::Openai | ApiKind::AzureOpenai => prefix_openai(object, prefix),
+            ApiKind::Bedrock => prefix_converse(object, prefix),
         }
     }
     for (key, value) in &spec.params {
@@ -25,6 +26,16 @@ pub fn apply(body: &mut Value, wire: ApiKind, spec: &RequestSpec) {
         } else {
             object.insert(key.clone(), value.clone());
         }
+    }
+}
+
+/// A new first Converse `system` block holding `prefix` (the blocks after it kept).
+fn prefix_converse(object: &mut Map<String, Value>, prefix: &str) {
+    let system = object
+        .entry("system")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(blocks) = system.as_array_mut() {
+        blocks.insert(0, json!({"text": prefix}));
     }
 }
 

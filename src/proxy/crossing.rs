@@ -4,15 +4,16 @@
 //! Same-dialect targets pass bytes through untouched.
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+use crate::classify::bedrock;
 use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::Provider;
 use crate::proxy::upstream::Operation;
 use crate::translate::{
-    self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, OpenaiToAnthropicStream,
-    ResponsesTrail, StreamTranslator, Unsupported,
+    self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, ConverseToAnthropicStream,
+    OpenaiToAnthropicStream, ResponsesTrail, StreamTranslator, Unsupported,
 };
 
 /// `max_tokens` for an Anthropic target when neither the request nor the route sets one.
@@ -34,6 +35,14 @@ pub enum Crossing {
     ResponsesToChat,
     /// The app speaks Responses, the target Anthropic: through Chat (the hub).
     ResponsesToAnthropic,
+    /// The target speaks Bedrock Converse; the app speaks this wire (`Chat`, `Messages`
+    /// or `Responses`), reaching Converse through Messages.
+    ToConverse {
+        /// The app's wire.
+        from: Wire,
+        /// Whether the app asked for the usage chunk of a Chat stream.
+        include_usage: bool,
+    },
 }
 
 impl Crossing {
@@ -65,6 +74,21 @@ impl Crossing {
             ))
         };
         match (wire, provider.api) {
+            (Wire::Embeddings, ApiKind::Bedrock) => Err(Unsupported(
+                "Bedrock Converse has no embeddings API".to_owned(),
+            )),
+            (Wire::Chat | Wire::Messages | Wire::Responses, ApiKind::Bedrock) => {
+                let include_usage = request()
+                    .and_then(|r| {
+                        r.pointer("/stream_options/include_usage")
+                            .and_then(Value::as_bool)
+                    })
+                    .unwrap_or(false);
+                Ok(Crossing::ToConverse {
+                    from: wire,
+                    include_usage,
+                })
+            }
             (Wire::Embeddings, ApiKind::Anthropic) => {
                 Err(Unsupported("Anthropic has no embeddings API".to_owned()))
             }
@@ -86,6 +110,7 @@ impl Crossing {
             (Wire::Responses, ApiKind::Anthropic) => Ok(Crossing::ResponsesToAnthropic),
             (Wire::Responses, _)
             | (Wire::Messages, _)
+            | (Wire::Converse, _)
             | (Wire::Chat | Wire::Embeddings, ApiKind::Openai | ApiKind::AzureOpenai) => {
                 Err(not_served())
             }
@@ -98,6 +123,7 @@ impl Crossing {
             Crossing::Native => operation.wire(),
             Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => Wire::Messages,
             Crossing::AnthropicToOpenai | Crossing::ResponsesToChat => Wire::Chat,
+            Crossing::ToConverse { .. } => Wire::Converse,
         }
     }
 
@@ -160,6 +186,20 @@ impl Crossing {
                     max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
                 )?
             }
+            (Crossing::ToConverse { from, .. }, Some(req)) => {
+                let max_tokens = max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+                let messages = match from {
+                    Wire::Messages => req.clone(),
+                    Wire::Responses => {
+                        let chat = translate::responses_to_chat_request(req, target_model)?;
+                        translate::openai_to_anthropic_request(&chat, target_model, max_tokens)?
+                    }
+                    Wire::Chat | Wire::Embeddings | Wire::Converse => {
+                        translate::openai_to_anthropic_request(req, target_model, max_tokens)?
+                    }
+                };
+                translate::anthropic_to_converse_request(&messages)?
+            }
         };
         Ok(translated)
     }
@@ -175,6 +215,18 @@ impl Crossing {
                 let chat = translate::anthropic_to_openai_response(reply, model);
                 translate::chat_to_responses_response(&chat, model)
             },
+            Crossing::ToConverse { from, .. } => match from {
+                Wire::Messages => translate::converse_to_anthropic_response,
+                Wire::Responses => |reply, model| {
+                    let message = translate::converse_to_anthropic_response(reply, model);
+                    let chat = translate::anthropic_to_openai_response(&message, model);
+                    translate::chat_to_responses_response(&chat, model)
+                },
+                Wire::Chat | Wire::Embeddings | Wire::Converse => |reply, model| {
+                    let message = translate::converse_to_anthropic_response(reply, model);
+                    translate::anthropic_to_openai_response(&message, model)
+                },
+            },
         };
         match serde_json::from_slice::<Value>(&body) {
             Ok(value) => Bytes::from(convert(&value, requested_model).to_string()),
@@ -182,9 +234,26 @@ impl Crossing {
         }
     }
 
-    /// A provider's error, passed back in the app's dialect.
-    pub fn error_body(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+    /// A provider's error, passed back in the app's dialect (Bedrock's named by its
+    /// `x-amzn-ErrorType` header).
+    pub fn error_body(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, Bytes) {
         let (code, value) = match self {
+            Crossing::ToConverse { from, .. } => {
+                let name = bedrock::error_name(headers, &body);
+                let (code, message) =
+                    translate::converse_error_to_anthropic(status.as_u16(), name.as_deref(), &body);
+                match from {
+                    Wire::Messages => (code, message),
+                    Wire::Chat | Wire::Responses | Wire::Embeddings | Wire::Converse => {
+                        translate::error_to_openai(code, message.to_string().as_bytes())
+                    }
+                }
+            }
             // Chat errors are already in the shape Responses SDKs parse.
             Crossing::Native | Crossing::ResponsesToChat => return (status, body),
             Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => {
@@ -208,8 +277,31 @@ impl Crossing {
         match self {
             Crossing::Native => match inbound {
                 Wire::Responses => Some(Box::new(ResponsesTrail::new())),
-                Wire::Chat | Wire::Embeddings | Wire::Messages => None,
+                Wire::Chat | Wire::Embeddings | Wire::Messages | Wire::Converse => None,
             },
+            Crossing::ToConverse {
+                from,
+                include_usage,
+            } => {
+                let converse = Box::new(ConverseToAnthropicStream::new(requested_model));
+                Some(match from {
+                    Wire::Messages => converse,
+                    Wire::Responses => Box::new(Chained::new(
+                        converse,
+                        Box::new(Chained::new(
+                            Box::new(AnthropicToOpenaiStream::new(requested_model, true)),
+                            Box::new(ChatToResponsesStream::new(requested_model)),
+                        )),
+                    )),
+                    Wire::Chat | Wire::Embeddings | Wire::Converse => Box::new(Chained::new(
+                        converse,
+                        Box::new(AnthropicToOpenaiStream::new(
+                            requested_model,
+                            *include_usage,
+                        )),
+                    )),
+                })
+            }
             Crossing::OpenaiToAnthropic { include_usage } => Some(Box::new(
                 AnthropicToOpenaiStream::new(requested_model, *include_usage),
             )),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::policy::spec::Wire;
 pub use crate::proxy::event_kind::{finish_reason, EventKind, Usage};
-use crate::proxy::responses_events;
+use crate::proxy::{converse_events, responses_events};
 use crate::sse::Event;
 
 #[derive(Deserialize)]
@@ -84,6 +84,7 @@ pub fn inspect(wire: Wire, event: &Event, usage: &mut Usage) -> EventKind {
         Wire::Messages => inspect_anthropic(event, usage),
         Wire::Chat | Wire::Embeddings => inspect_openai(event, usage),
         Wire::Responses => responses_events::inspect(event, usage),
+        Wire::Converse => converse_events::inspect(event, usage),
     }
 }
 
@@ -181,6 +182,7 @@ pub fn body_usage(wire: Wire, body: &[u8]) -> Usage {
     let mut usage = Usage::default();
     match wire {
         Wire::Responses => return responses_events::body_usage(body),
+        Wire::Converse => return converse_events::body_usage(body),
         Wire::Messages => {
             if let Ok(reply) = serde_json::from_slice::<WithAnthropicUsage<'_>>(body) {
                 if let Some(u) = reply.usage {

@@ -4,11 +4,13 @@
 
 pub mod adapt;
 pub mod attempt;
+pub mod converse_events;
 pub mod crossing;
 pub mod egress;
 pub mod event_kind;
 pub mod events;
 pub mod failover;
+pub mod framing;
 pub mod inbound;
 pub mod plan;
 pub mod race;
@@ -41,6 +43,8 @@ impl From<ApiKind> for ErrorFormat {
         match api {
             ApiKind::Openai | ApiKind::AzureOpenai => ErrorFormat::OpenAi,
             ApiKind::Anthropic => ErrorFormat::Anthropic,
+            // No call comes in in Converse; its errors reach apps translated.
+            ApiKind::Bedrock => ErrorFormat::OpenAi,
         }
     }
 }

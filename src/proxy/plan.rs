@@ -94,6 +94,7 @@ mod tests {
                 registry: &registry,
                 upstreams: &upstreams,
                 metrics: &metrics,
+                aws: &crate::aws::Chain::default(),
             },
         )
     }

@@ -157,6 +157,7 @@ fn provider_name(api: ApiKind) -> &'static str {
         ApiKind::Openai => "openai",
         ApiKind::Anthropic => "anthropic",
         ApiKind::AzureOpenai => "azure.ai.openai",
+        ApiKind::Bedrock => "aws.bedrock",
     }
 }
 

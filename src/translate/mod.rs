@@ -1,7 +1,9 @@
 //! OpenAI Chat Completions ⇄ Anthropic Messages translation: requests, responses, SSE
 //! streams and provider errors, so a chain can fail over across vendors unnoticed; and
 //! OpenAI Responses → Chat Completions (the hub), which Responses → Anthropic composes
-//! with rather than having a converter of its own.
+//! with rather than having a converter of its own. Bedrock Converse is Messages-shaped,
+//! so it has one converter pair, to and from Messages, which Chat and Responses calls
+//! reach through the ones above.
 //!
 //! Invariant: a translation is either faithful or refused. Whatever the target dialect
 //! cannot express (`n > 1`, logprobs, audio, server tools, …) yields [`Unsupported`] with
@@ -13,6 +15,9 @@
 //! (as providers do, and as the `x-switchyard-model` header says); the app's requested
 //! model is used only when the upstream body names none.
 
+mod converse_reply;
+mod converse_request;
+mod converse_stream;
 mod error;
 mod request_to_anthropic;
 mod request_to_openai;
@@ -25,6 +30,8 @@ mod stream_to_anthropic;
 mod stream_to_openai;
 
 #[cfg(test)]
+mod converse_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod request_tests;
@@ -33,6 +40,9 @@ mod responses_tests;
 #[cfg(test)]
 mod stream_tests;
 
+pub use converse_reply::{converse_error_to_anthropic, converse_to_anthropic_response};
+pub use converse_request::anthropic_to_converse_request;
+pub use converse_stream::ConverseToAnthropicStream;
 pub use error::{error_to_anthropic, error_to_openai};
 pub use request_to_anthropic::openai_to_anthropic_request;
 pub use request_to_openai::{anthropic_to_openai_request, embeddings_to_anthropic};

@@ -324,6 +324,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 from_file: None
             }),
             passthrough: None,
+            aws: None,
         }),
         "/[a-z/]{1,12}".prop_map(|f| AuthSpec {
             api_key: Some(KeySource {
@@ -331,10 +332,12 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 from_file: Some(f)
             }),
             passthrough: None,
+            aws: None,
         }),
         Just(AuthSpec {
             api_key: None,
-            passthrough: Some(true)
+            passthrough: Some(true),
+            aws: None,
         }),
     ];
     let headers = prop::collection::btree_map("x-[a-z0-9-]{1,10}", "[a-zA-Z0-9 ._/-]{0,16}", 0..3);
@@ -365,6 +368,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 timeouts,
                 max_concurrency,
                 api_version: (api == ApiKind::AzureOpenai).then(|| "2024-10-21".to_owned()),
+                region: None,
                 probe: None,
                 limits: None,
                 tls: None,

@@ -131,12 +131,12 @@ fn base_url_is_absolute_http() {
 fn auth_exactly_one_of_api_key_or_passthrough() {
     assert_one(
         |s| s.providers[0].auth = AuthSpec::default(),
-        "providers[0].auth: set exactly one of apiKey or passthrough: true",
+        "providers[0].auth: set exactly one of apiKey, passthrough: true or aws: {}",
     );
     assert!(errors_after(|s| s.providers[0].auth.passthrough = Some(false)).is_empty());
     assert_one(
         |s| s.providers[0].auth.passthrough = Some(true),
-        "providers[0].auth: set exactly one of apiKey or passthrough: true, not both",
+        "providers[0].auth: set exactly one of apiKey, passthrough: true or aws: {}, not more",
     );
 }
 
@@ -515,5 +515,72 @@ fn wires_default_by_kind_and_base_url() {
     assert_eq!(
         ApiKind::Anthropic.default_wires("https://api.anthropic.com"),
         [Wire::Messages]
+    );
+}
+
+fn bedrock_errors(provider: &str) -> Vec<String> {
+    let policy = format!(
+        "providers:\n  - {provider}\nroutes:\n  - model: m\n    targets: [{{provider: b, model: anthropic.claude-sonnet-4-5}}]\n"
+    );
+    let spec = decode(&policy).expect("the Bedrock policy decodes");
+    validate(&spec).iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn bedrock_needs_a_region_and_takes_aws_or_a_key() {
+    assert!(
+        bedrock_errors("{name: b, api: bedrock, region: us-east-1, auth: {aws: {}}}").is_empty()
+    );
+    assert!(bedrock_errors(
+        "{name: b, api: bedrock, region: eu-west-3, baseUrl: 'http://127.0.0.1:9', auth: {apiKey: {fromEnv: K}}}"
+    )
+    .is_empty());
+    assert_eq!(
+        bedrock_errors("{name: b, api: bedrock, auth: {aws: {}}}"),
+        ["providers[0].region: required for api bedrock (e.g. us-east-1); it is also the SigV4 signing region"]
+    );
+    assert_eq!(
+        bedrock_errors("{name: b, api: bedrock, region: 'us east', auth: {aws: {}}}"),
+        [r#"providers[0].region: "us east" is not an AWS region name like us-east-1"#]
+    );
+    assert_eq!(
+        bedrock_errors("{name: b, api: bedrock, region: us-east-1, auth: {passthrough: true}}"),
+        ["providers[0].auth.passthrough: not allowed for api bedrock: no app sends a Bedrock key; use aws: {} or apiKey"]
+    );
+    assert_eq!(
+        bedrock_errors(
+            "{name: b, api: bedrock, region: us-east-1, auth: {aws: {}, apiKey: {fromEnv: K}}}"
+        ),
+        ["providers[0].auth: set exactly one of apiKey, passthrough: true or aws: {}, not more"]
+    );
+    assert_eq!(
+        bedrock_errors("{name: b, api: openai, region: us-east-1, auth: {aws: {}}}"),
+        [
+            "providers[0].baseUrl: required for api openai",
+            "providers[0].region: only allowed for api bedrock",
+            "providers[0].auth.aws: only allowed for api bedrock",
+        ]
+    );
+    assert_eq!(
+        bedrock_errors(
+            "{name: b, api: bedrock, region: us-east-1, auth: {aws: {}}, wires: [chat]}"
+        ),
+        ["providers[0].wires[0]: api bedrock cannot serve chat; it serves converse"]
+    );
+    let unknown = decode(
+        "providers:\n  - {name: b, api: bedrock, region: us-east-1, auth: {aws: {roleArn: x}}}\nroutes: [{model: m, targets: [{provider: b}]}]\n",
+    );
+    assert!(unknown.is_err(), "unknown fields under aws are errors");
+}
+
+#[test]
+fn bedrock_endpoint_defaults_to_the_regional_host() {
+    let spec = decode(
+        "providers:\n  - {name: b, api: bedrock, region: ap-northeast-1, auth: {aws: {}}}\nroutes: [{model: m, targets: [{provider: b}]}]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        spec.providers[0].effective_base_url(),
+        "https://bedrock-runtime.ap-northeast-1.amazonaws.com"
     );
 }
