@@ -20,7 +20,7 @@ use super::body::{self, Body};
 use super::command::Command;
 use super::reply::{self, Reply};
 use super::stats::Recorder;
-use super::{anthropic, openai, responses, Faults};
+use super::{anthropic, bedrock, openai, responses, Faults};
 
 /// The response header that names the mock that answered.
 pub const MOCK_NAME_HEADER: &str = "x-mock-name";
@@ -112,6 +112,7 @@ impl Shared {
 enum Api {
     OpenAi,
     Anthropic,
+    Bedrock,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -121,6 +122,10 @@ enum Endpoint {
     Messages,
     Responses,
     CountTokens,
+    /// Bedrock `POST /model/{id}/converse`.
+    Converse,
+    /// Bedrock `POST /model/{id}/converse-stream`.
+    ConverseStream,
 }
 
 impl Endpoint {
@@ -128,6 +133,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => Api::OpenAi,
             Endpoint::Messages | Endpoint::CountTokens => Api::Anthropic,
+            Endpoint::Converse | Endpoint::ConverseStream => Api::Bedrock,
         }
     }
 }
@@ -146,6 +152,16 @@ fn route(path: &str) -> Route<'_> {
         "/_mock/stats" => return Route::Stats,
         "/_mock/reset" => return Route::Reset,
         _ => {}
+    }
+    // Bedrock names the model (percent-encoded) in the path.
+    if let Some(rest) = path.strip_prefix("/model/") {
+        return match rest.rsplit_once('/') {
+            Some((model, "converse")) => Route::Provider(Endpoint::Converse, Some(model)),
+            Some((model, "converse-stream")) => {
+                Route::Provider(Endpoint::ConverseStream, Some(model))
+            }
+            _ => Route::Unknown,
+        };
     }
     // Azure's Responses API names the deployment in the body, not the path.
     if path == "/openai/responses" {
@@ -181,7 +197,11 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let mut response = match (route(req.uri().path()), req.method()) {
         (Route::Provider(endpoint, deployment), &Method::POST) => {
-            let deployment = deployment.map(str::to_owned);
+            let deployment = deployment.map(|d| {
+                percent_encoding::percent_decode_str(d)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            });
             provider(&shared, endpoint, deployment, req).await
         }
         (Route::Provider(endpoint, _), _) => error(endpoint.api(), 405, "method not allowed"),
@@ -240,7 +260,18 @@ async fn provider(
     let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
         return error(api, 400, "could not read the request body");
     };
-    let parsed = serde_json::from_slice::<reply::Request>(&bytes);
+    let parsed = match endpoint {
+        Endpoint::Converse | Endpoint::ConverseStream => {
+            serde_json::from_slice(&bytes).map(|body| {
+                reply::Request::from_converse(&body, matches!(endpoint, Endpoint::ConverseStream))
+            })
+        }
+        Endpoint::Chat
+        | Endpoint::Embeddings
+        | Endpoint::Messages
+        | Endpoint::Responses
+        | Endpoint::CountTokens => serde_json::from_slice::<reply::Request>(&bytes),
+    };
     let model = deployment.or_else(|| parsed.as_ref().ok().and_then(|r| r.model.clone()));
     shared.stats.record(
         &parts.method,
@@ -260,6 +291,15 @@ async fn provider(
     let delay = faults.latency.unwrap_or_default() + faults.slow_tail(call).unwrap_or_default();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if let (Api::Bedrock, Some(key)) = (api, faults.sigv4_key.as_deref()) {
+        if let Err((name, message)) = bedrock::check_signature(&parts, &bytes, key) {
+            let mut refused = error(api, 403, &message);
+            refused
+                .headers_mut()
+                .insert("x-amzn-errortype", HeaderValue::from_static(name));
+            return refused;
+        }
     }
     let request = match parsed {
         Ok(request) => request,
@@ -300,6 +340,15 @@ async fn provider(
             anthropic::message_stream(&reply, &faults),
             &faults,
         )),
+        (Endpoint::Converse, _) => ok_json(body::single(bedrock::converse(&reply), &faults)),
+        (Endpoint::ConverseStream, _) => with_body(
+            StatusCode::OK,
+            "application/vnd.amazon.eventstream",
+            body::stream(
+                bedrock::converse_stream(&reply, faults.error_status),
+                &faults,
+            ),
+        ),
     }
 }
 
@@ -316,6 +365,16 @@ fn injected_error(api: Api, faults: &Faults, name: &str) -> Response<Body> {
     };
     let mut response = with_body(status, "application/json", body::full(body));
     let headers = response.headers_mut();
+    let named = faults
+        .error_headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("x-amzn-errortype"));
+    if api == Api::Bedrock && !named {
+        headers.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(bedrock::error_name(status.as_u16())),
+        );
+    }
     if let Some(seconds) = faults.retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
@@ -336,6 +395,7 @@ fn error_body(api: Api, status: u16, message: &str) -> Bytes {
     match api {
         Api::OpenAi => openai::error(status, message),
         Api::Anthropic => anthropic::error(status, message),
+        Api::Bedrock => bedrock::error(message),
     }
 }
 
