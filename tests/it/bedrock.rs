@@ -529,3 +529,58 @@ async fn pod_identity_reads_its_token_file_at_every_fetch() {
     assert_eq!(reply.header("x-switchyard-provider"), "bedrock");
     assert_eq!(last_token(&bedrock), "token-2");
 }
+
+#[tokio::test]
+async fn responses_app_answered_and_streamed_by_converse() {
+    let (_bedrock, _backup, sidecar) = signed().await;
+    let call =
+        |stream: bool| json!({"model": "claude", "input": "hello", "stream": stream}).to_string();
+    let reply = post(&sidecar.url("/v1/responses"), &call(false), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["status"], "completed");
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "Hello from mock bedrock"
+    );
+    let events = stream_events(post_stream(&sidecar.url("/v1/responses"), &call(true)).await).await;
+    let text: String = events
+        .iter()
+        .filter_map(|e| {
+            serde_json::from_str::<Value>(e.split_once(": ").map_or(e, |(_, d)| d)).ok()
+        })
+        .filter(|v| v["type"] == "response.output_text.delta")
+        .filter_map(|v| v["delta"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "Hello from mock bedrock");
+    assert!(
+        events.last().unwrap().contains("response.completed"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_system_prefix_becomes_the_first_converse_system_block() {
+    provider_key_env();
+    let bedrock = MockServer::start("bedrock").await.unwrap();
+    let backup = MockServer::start("backup").await.unwrap();
+    let text = policy(&bedrock, &backup).replace(
+        &format!("        model: \"{MODEL}\"\n"),
+        &format!(
+            "        model: \"{MODEL}\"\n        request: {{systemPrefix: Answer in JSON.}}\n"
+        ),
+    );
+    let sidecar = Sidecar::start_configured(&text, |args| args.aws_env = static_env(SECRET)).await;
+    let reply = post(
+        &sidecar.url("/v1/chat/completions"),
+        &chat(false, false),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let sent: Value = serde_json::from_str(&bedrock.stats().recent[0].body).unwrap();
+    assert_eq!(
+        sent["system"],
+        json!([{"text": "Answer in JSON."}, {"text": "Be brief."}])
+    );
+}
