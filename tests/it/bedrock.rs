@@ -584,3 +584,29 @@ async fn a_system_prefix_becomes_the_first_converse_system_block() {
         json!([{"text": "Answer in JSON."}, {"text": "Be brief."}])
     );
 }
+
+#[tokio::test]
+async fn a_bedrock_api_key_goes_as_a_bearer_token_unsigned() {
+    provider_key_env();
+    let bedrock = MockServer::start("bedrock").await.unwrap();
+    bedrock.set_faults(faults(json!({"sigv4Key": format!("{KEY_ID}:{SECRET}")})));
+    let backup = MockServer::start("backup").await.unwrap();
+    let text = policy(&bedrock, &backup).replace(
+        "auth: {aws: {}}",
+        "auth: {apiKey: {fromEnv: SWITCHYARD_TEST_KEY}}",
+    );
+    let sidecar = Sidecar::start(&text).await;
+    let reply = post(&sidecar.url("/v1/messages"), &messages(false, false), &[]).await;
+    assert_eq!(
+        reply.header("x-switchyard-provider"),
+        "bedrock",
+        "{}",
+        reply.text()
+    );
+    let headers = &bedrock.stats().recent[0].headers;
+    assert_eq!(
+        headers["authorization"],
+        format!("Bearer {}", crate::support::PROVIDER_KEY)
+    );
+    assert!(!headers.contains_key("x-amz-date"), "not signed");
+}
