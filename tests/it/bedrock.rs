@@ -610,3 +610,114 @@ async fn a_bedrock_api_key_goes_as_a_bearer_token_unsigned() {
     );
     assert!(!headers.contains_key("x-amz-date"), "not signed");
 }
+
+/// Runs the binary with `policy` and `env`, sends `calls` chat calls (each answered
+/// `status`), and returns what it wrote to stderr.
+async fn stderr_of_run(policy: &str, env: &[(&str, &str)], calls: usize, status: u16) -> String {
+    use tokio::io::AsyncReadExt;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), policy).unwrap();
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (proxy, admin) = (port(), port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["run", "--policy-file"])
+        .arg(file.path())
+        .args([
+            "--listen",
+            &proxy.to_string(),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("SWITCHYARD_TEST_KEY", crate::support::PROVIDER_KEY)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ready = format!("http://{admin}/readyz");
+    let start = tokio::time::Instant::now();
+    while tokio::net::TcpStream::connect(admin).await.is_err()
+        || crate::support::get(&ready).await.status != 200
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sidecar not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..calls {
+        let url = format!("http://{proxy}/v1/chat/completions");
+        assert_eq!(post(&url, &chat(false, false), &[]).await.status, status);
+    }
+    child.kill().await.unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    stderr
+}
+
+#[tokio::test]
+async fn credential_failures_are_logged_once_and_never_show_a_secret() {
+    let bedrock = MockServer::start("bedrock").await.unwrap();
+    let backup = MockServer::start("backup").await.unwrap();
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    let identity_token = "eyJhbGciOiJSUzI1NiJ9.secret-identity-token";
+    std::fs::write(token_file.path(), identity_token).unwrap();
+    let path = token_file.path().to_str().unwrap().to_owned();
+    // STS unreachable: no credentials, the Bedrock target skipped, the backup answers.
+    let stderr = stderr_of_run(
+        &policy(&bedrock, &backup),
+        &[
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/switchyard"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", &path),
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1"),
+        ],
+        6,
+        200,
+    )
+    .await;
+    let count = |text: &str| stderr.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(count("AWS credentials could not be fetched"), 1, "{stderr}");
+    assert_eq!(
+        count("this Bedrock target is skipped (reason config)"),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains(identity_token), "{stderr}");
+    assert_eq!((bedrock.calls(), backup.calls()), (0, 6));
+    // A wrong secret: Bedrock's 403 goes back, logged once, the secret nowhere.
+    bedrock.set_faults(faults(json!({"sigv4Key": format!("{KEY_ID}:{SECRET}")})));
+    let wrong = "wrong-secret-of-this-sidecar";
+    let stderr = stderr_of_run(
+        &policy(&bedrock, &backup),
+        &[
+            ("AWS_ACCESS_KEY_ID", KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", wrong),
+        ],
+        3,
+        403,
+    )
+    .await;
+    let rejected = stderr
+        .lines()
+        .filter(|l| l.contains("provider rejected our credentials"))
+        .count();
+    assert_eq!(rejected, 1, "{stderr}");
+    assert!(
+        !stderr.contains(wrong) && !stderr.contains(SECRET),
+        "{stderr}"
+    );
+}
