@@ -275,7 +275,8 @@ fn until_refresh(fetched: SystemTime, expires: SystemTime) -> Duration {
 
 async fn fetch(source: &Source, send: &HttpSend) -> Result<(Keys, SystemTime), String> {
     match source {
-        Source::Static(keys) => Ok((keys.clone(), SystemTime::UNIX_EPOCH)),
+        // Static keys are published once by `start` and never fetched.
+        Source::Static(_) => Err("static keys are not fetched".to_owned()),
         Source::WebIdentity {
             role_arn,
             token_file,
