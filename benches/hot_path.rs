@@ -122,5 +122,59 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// What a Bedrock call adds: SigV4 over a 2 KiB body (every attempt, before its first
+/// byte), and decoding a ConverseStream's frames (per event, on the stream path).
+fn bedrock(c: &mut Criterion) {
+    use switchyard::aws::sigv4::{sign, Keys, BEDROCK_SERVICE};
+    let keys = Keys {
+        access_key_id: "ASIAEXAMPLEKEY".to_owned(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned(),
+        session_token: Some("session-token".repeat(40)),
+    };
+    let body = Bytes::from(vec![b'x'; 2048]);
+    let mut group = c.benchmark_group("bedrock");
+    group.bench_function("sigv4_sign_2k", |b| {
+        b.iter(|| {
+            let mut request = http::Request::post(
+                "https://bedrock-runtime.us-west-2.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+            )
+            .header("content-type", "application/json")
+            .header("content-length", body.len())
+            .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .body(body.clone())
+            .expect("a valid request");
+            sign(&mut request, &keys, ("us-west-2", BEDROCK_SERVICE), std::time::SystemTime::now())
+                .expect("signs");
+            black_box(request)
+        })
+    });
+    let frame = switchyard::eventstream::encode(
+        "contentBlockDelta",
+        false,
+        br#"{"contentBlockIndex":0,"delta":{"text":"Hello there"},"p":"abcdefghijklmnop"}"#,
+    );
+    let stream: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * 100)
+        .collect();
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("eventstream_decode_100_events", |b| {
+        b.iter(|| {
+            let mut decoder = switchyard::eventstream::Decoder::new();
+            let mut n = 0;
+            for chunk in stream.chunks(1400) {
+                decoder.push(chunk);
+                while decoder.next_event().is_some() {
+                    n += 1;
+                }
+            }
+            black_box(n)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_path, bedrock);
 criterion_main!(benches);

@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// `GCE_METADATA_HOST`), read at start-up; tests inject their own.
     #[arg(skip = GoogleEnv::from_env())]
     pub google: GoogleEnv,
+    /// The `AWS_*` variables Bedrock credentials come from (DESIGN §3), taken at
+    /// start-up; tests inject their own.
+    #[arg(skip = crate::aws::Env::from_process())]
+    pub aws_env: crate::aws::Env,
     /// Share 429 cooldowns and breaker-open hints with the other pods through Redis or
     /// Valkey: `redis://HOST:PORT[/DB]` or `rediss://...`. Off unless set.
     #[arg(long, value_name = "URL")]
@@ -96,6 +100,7 @@ impl RunArgs {
             key_refresh_interval: Duration::from_secs(10),
             egress: Arc::new(Egress::default()),
             google: GoogleEnv::default(),
+            aws_env: crate::aws::Env::default(),
             shared_state: None,
             redis_password: None,
         }
@@ -179,7 +184,8 @@ pub async fn start(args: &RunArgs) -> Result<Running, StartError> {
     }
     let mut shared = Shared::new(args.max_body_bytes, args.request_read_timeout)
         .with_egress(Arc::clone(&args.egress))
-        .with_google(args.google.clone());
+        .with_google(args.google.clone())
+        .with_aws_env(args.aws_env.clone());
     if args.shared_state.is_some() {
         shared = shared.with_shared_state();
     }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod aws;
 pub mod body;
 pub mod breaker;
 pub mod budget;
@@ -13,6 +14,7 @@ pub mod classify;
 pub mod demo;
 pub mod drill;
 pub mod error;
+pub mod eventstream;
 pub mod exit;
 pub mod fleet;
 pub mod hedge;

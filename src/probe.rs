@@ -23,7 +23,7 @@ use crate::log_limit;
 use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::{Policy, Target};
 use crate::proxy::events::body_usage;
-use crate::proxy::upstream::{build_request, Operation};
+use crate::proxy::upstream::{build_request, seal, Operation};
 use crate::shared::Shared;
 
 /// How often the prober looks for due probes: a recovered target's trial starts within
@@ -146,6 +146,11 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
         // No client: unusable TLS files, already logged when the policy compiled.
         return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
     };
+    let until = tokio::time::Instant::now() + PROBE_TIMEOUT;
+    let Ok(request) = seal(provider, request, SystemTime::now(), until).await else {
+        // No AWS credentials: a configuration problem the chain has logged.
+        return Outcome::Failure(crate::classify::FailReason::InvalidResponse);
+    };
     let limit = provider
         .timeouts
         .first_byte
@@ -215,6 +220,13 @@ fn synthetic(api: ApiKind, model: &str) -> (Operation, Wire, Bytes) {
             Operation::Chat,
             Wire::GenerateContent,
             json!({"contents": [{"role": "user", "parts": [{"text": "ping"}]}], "generationConfig": {"maxOutputTokens": 1}}),
+        ),
+        // The model is in the path.
+        ApiKind::Bedrock => (
+            Operation::Chat,
+            Wire::Converse,
+            json!({"messages": [{"role": "user", "content": [{"text": "ping"}]}],
+                   "inferenceConfig": {"maxTokens": 1}}),
         ),
     };
     (operation, wire, Bytes::from(body.to_string()))

@@ -21,6 +21,7 @@ pub struct Shared {
     registry: Registry,
     upstreams: Upstreams,
     google: GoogleCredentials,
+    aws: crate::aws::Chain,
     /// Metric families.
     pub metrics: Metrics,
     draining: AtomicBool,
@@ -40,6 +41,7 @@ impl Shared {
             registry: Registry::default(),
             upstreams: Upstreams::default(),
             google: GoogleCredentials::new(GoogleEnv::default()),
+            aws: crate::aws::Chain::default(),
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -71,6 +73,12 @@ impl Shared {
     /// `GCE_METADATA_HOST`), for Vertex AI providers.
     pub fn with_google(mut self, env: GoogleEnv) -> Self {
         self.google = GoogleCredentials::new(env);
+        self
+    }
+
+    /// Reads AWS credentials (Bedrock `auth.aws`) from this environment.
+    pub fn with_aws_env(mut self, env: crate::aws::Env) -> Self {
+        self.aws = crate::aws::Chain::new(env);
         self
     }
 
@@ -110,6 +118,7 @@ impl Shared {
             upstreams: &self.upstreams,
             metrics: &self.metrics,
             google: &self.google,
+            aws: &self.aws,
         };
         let policy = Policy::compile(spec, generation, &ctx);
         for state in policy.target_states() {

@@ -65,11 +65,13 @@ fn compile(spec: PolicySpec) {
     let (registry, upstreams, metrics) =
         (Registry::default(), Upstreams::default(), Metrics::new());
     let google = GoogleCredentials::new(GoogleEnv::default());
+    let aws = switchyard::aws::Chain::default();
     let ctx = CompileContext {
         registry: &registry,
         upstreams: &upstreams,
         metrics: &metrics,
         google: &google,
+        aws: &aws,
     };
     Policy::compile(spec, 1, &ctx);
 }

@@ -5,6 +5,7 @@
 //! Nothing here does I/O or looks at the clock: the wall-clock time needed to read
 //! RFC 3339 and HTTP-date reset headers is passed in.
 
+pub mod bedrock;
 mod google;
 mod tls_cause;
 
@@ -72,7 +73,7 @@ pub enum FailReason {
     IdleTimeout,
     /// No sign of life for far longer than the target's own worst normal: a black hole.
     Stalled,
-    /// A failing-over HTTP status (408, 5xx, 529).
+    /// A failing-over HTTP status (408, 5xx, 529; Bedrock's model error, 424).
     Status(u16),
     /// The body or stream ended before it was complete.
     Cut,
@@ -97,6 +98,7 @@ impl FailReason {
             FailReason::IdleTimeout => "idle_timeout",
             FailReason::Stalled => "stalled",
             FailReason::Status(408) => "http_408",
+            FailReason::Status(424) => "http_424",
             FailReason::Status(500) => "http_500",
             FailReason::Status(502) => "http_502",
             FailReason::Status(503) => "http_503",

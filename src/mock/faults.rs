@@ -98,6 +98,12 @@ pub struct Faults {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub down_for: Option<Duration>,
+    /// `ACCESS_KEY_ID:SECRET`: Bedrock calls must be SigV4-signed with this key (any
+    /// region, service `bedrock`) or are refused 403 as AWS refuses them; a Bedrock API
+    /// key (`Authorization: Bearer`) is accepted as it is. Unchecked when unset.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigv4_key: Option<String>,
 }
 
 impl Default for Faults {
@@ -122,6 +128,7 @@ impl Default for Faults {
             slow_tail_rate: 0.0,
             slow_tail_latency: None,
             down_for: None,
+            sigv4_key: None,
         }
     }
 }
@@ -161,6 +168,9 @@ pub enum FaultsError {
     /// An `errorHeaders` entry that is not a valid header.
     #[error("errorHeaders: invalid header {0:?}")]
     Header(String),
+    /// `sigv4Key` without its `:` (the secret is never echoed).
+    #[error("sigv4Key must be ACCESS_KEY_ID:SECRET")]
+    Sigv4Key,
 }
 
 impl Faults {
@@ -184,6 +194,12 @@ impl Faults {
         }
         if self.chunks == 0 {
             return Err(FaultsError::Chunks);
+        }
+        if self.sigv4_key.as_ref().is_some_and(|k| {
+            !k.split_once(':')
+                .is_some_and(|(id, s)| !id.is_empty() && !s.is_empty())
+        }) {
+            return Err(FaultsError::Sigv4Key);
         }
         for (name, value) in &self.error_headers {
             let valid = http::HeaderName::try_from(name.as_str()).is_ok()

@@ -21,7 +21,7 @@ use super::command::Command;
 use super::gemini::{self, Streaming};
 use super::reply::{self, Reply};
 use super::stats::Recorder;
-use super::{anthropic, openai, responses, Faults};
+use super::{anthropic, bedrock, openai, responses, Faults};
 
 /// The response header that names the mock that answered.
 pub const MOCK_NAME_HEADER: &str = "x-mock-name";
@@ -114,6 +114,7 @@ enum Api {
     OpenAi,
     Anthropic,
     Gemini,
+    Bedrock,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -125,6 +126,10 @@ enum Endpoint {
     CountTokens,
     /// Gemini generateContent (`None`) or streamGenerateContent, by its framing.
     Gemini(Option<Streaming>),
+    /// Bedrock `POST /model/{id}/converse`.
+    Converse,
+    /// Bedrock `POST /model/{id}/converse-stream`.
+    ConverseStream,
 }
 
 impl Endpoint {
@@ -133,6 +138,7 @@ impl Endpoint {
             Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => Api::OpenAi,
             Endpoint::Messages | Endpoint::CountTokens => Api::Anthropic,
             Endpoint::Gemini(_) => Api::Gemini,
+            Endpoint::Converse | Endpoint::ConverseStream => Api::Bedrock,
         }
     }
 }
@@ -156,6 +162,16 @@ fn route<'a>(path: &'a str, query: Option<&str>) -> Route<'a> {
         "/_mock/stats" => return Route::Stats,
         "/_mock/reset" => return Route::Reset,
         _ => {}
+    }
+    // Bedrock names the model (percent-encoded) in the path.
+    if let Some(rest) = path.strip_prefix("/model/") {
+        return match rest.rsplit_once('/') {
+            Some((model, "converse")) => Route::Provider(Endpoint::Converse, Some(model)),
+            Some((model, "converse-stream")) => {
+                Route::Provider(Endpoint::ConverseStream, Some(model))
+            }
+            _ => Route::Unknown,
+        };
     }
     // Azure's Responses API names the deployment in the body, not the path.
     if path == "/openai/responses" {
@@ -192,7 +208,11 @@ pub(crate) async fn handle(
     let uri = req.uri().clone();
     let mut response = match (route(uri.path(), uri.query()), req.method()) {
         (Route::Provider(endpoint, deployment), &Method::POST) => {
-            let deployment = deployment.map(str::to_owned);
+            let deployment = deployment.map(|d| {
+                percent_encoding::percent_decode_str(d)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            });
             provider(&shared, endpoint, deployment, req).await
         }
         (Route::Gemini(endpoint, model), &Method::POST) => {
@@ -260,7 +280,16 @@ async fn provider(
         // Gemini's body is its own shape; the model and streaming are in the path.
         Endpoint::Gemini(stream) => serde_json::from_slice::<serde_json::Value>(&bytes)
             .map(|body| gemini::request(&body, stream.is_some())),
-        _ => serde_json::from_slice::<reply::Request>(&bytes),
+        Endpoint::Converse | Endpoint::ConverseStream => {
+            serde_json::from_slice(&bytes).map(|body| {
+                reply::Request::from_converse(&body, matches!(endpoint, Endpoint::ConverseStream))
+            })
+        }
+        Endpoint::Chat
+        | Endpoint::Embeddings
+        | Endpoint::Messages
+        | Endpoint::Responses
+        | Endpoint::CountTokens => serde_json::from_slice::<reply::Request>(&bytes),
     };
     let model = deployment.or_else(|| parsed.as_ref().ok().and_then(|r| r.model.clone()));
     shared.stats.record(
@@ -281,6 +310,15 @@ async fn provider(
     let delay = faults.latency.unwrap_or_default() + faults.slow_tail(call).unwrap_or_default();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if let (Api::Bedrock, Some(key)) = (api, faults.sigv4_key.as_deref()) {
+        if let Err((name, message)) = bedrock::check_signature(&parts, &bytes, key) {
+            let mut refused = error(api, 403, &message);
+            refused
+                .headers_mut()
+                .insert("x-amzn-errortype", HeaderValue::from_static(name));
+            return refused;
+        }
     }
     let request = match parsed {
         Ok(request) => request,
@@ -328,6 +366,15 @@ async fn provider(
         (Endpoint::Gemini(Some(Streaming::Array)), _) => {
             ok_json(body::single(gemini::array(&reply, &faults), &faults))
         }
+        (Endpoint::Converse, _) => ok_json(body::single(bedrock::converse(&reply), &faults)),
+        (Endpoint::ConverseStream, _) => with_body(
+            StatusCode::OK,
+            "application/vnd.amazon.eventstream",
+            body::stream(
+                bedrock::converse_stream(&reply, faults.error_status),
+                &faults,
+            ),
+        ),
     }
 }
 
@@ -339,11 +386,24 @@ fn injected_error(api: Api, faults: &Faults, name: &str) -> Response<Body> {
         (Some(raw), _) => Bytes::from(raw.clone()),
         // Google says how long to wait in the body (RetryInfo), not in a header.
         (None, Api::Gemini) => gemini::error(status.as_u16(), &message, faults.retry_after),
-        (None, Api::OpenAi | Api::Anthropic) => error_body(api, status.as_u16(), &message),
+        (None, Api::OpenAi | Api::Anthropic | Api::Bedrock) => {
+            error_body(api, status.as_u16(), &message)
+        }
     };
     let mut response = with_body(status, "application/json", body::full(body));
     let headers = response.headers_mut();
-    if let (Some(seconds), Api::OpenAi | Api::Anthropic) = (faults.retry_after, api) {
+    let named = faults
+        .error_headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("x-amzn-errortype"));
+    if api == Api::Bedrock && !named {
+        headers.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(bedrock::error_name(status.as_u16())),
+        );
+    }
+    if let (Some(seconds), Api::OpenAi | Api::Anthropic | Api::Bedrock) = (faults.retry_after, api)
+    {
         headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     for (name, value) in &faults.error_headers {
@@ -364,6 +424,7 @@ fn error_body(api: Api, status: u16, message: &str) -> Bytes {
         Api::OpenAi => openai::error(status, message),
         Api::Anthropic => anthropic::error(status, message),
         Api::Gemini => gemini::error(status, message, None),
+        Api::Bedrock => bedrock::error(message),
     }
 }
 

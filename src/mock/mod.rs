@@ -1,11 +1,12 @@
 //! The fault-injecting mock provider behind `switchyard mock`: an OpenAI-, Azure-,
-//! Anthropic- and Gemini/Vertex-compatible server that tests, benchmarks, drills and the demo put behind
+//! Anthropic-, Bedrock- and Gemini/Vertex-compatible server that tests, benchmarks, drills and the demo put behind
 //! the proxy.
 //!
 //! Invariant: replies are deterministic for a given request, name and fault set, and the
 //! hot path takes no lock but the short one that records stats.
 
 mod anthropic;
+mod bedrock;
 mod body;
 mod command;
 mod faults;

@@ -90,10 +90,37 @@ impl Request {
         }
         last(&self.messages).is_some_and(|m| {
             m["role"] == "tool"
-                || m["content"]
-                    .as_array()
-                    .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+                || m["content"].as_array().is_some_and(|blocks| {
+                    blocks
+                        .iter()
+                        .any(|b| b["type"] == "tool_result" || b.get("toolResult").is_some())
+                })
         })
+    }
+
+    /// The fields of a Bedrock Converse body the mock looks at (`stream` from the path).
+    pub(crate) fn from_converse(body: &serde_json::Value, stream: bool) -> Request {
+        let tools = body
+            .pointer("/toolConfig/tools")
+            .and_then(serde_json::Value::as_array)
+            .map(|tools| {
+                tools
+                    .iter()
+                    .map(|t| ToolDef {
+                        name: t
+                            .pointer("/toolSpec/name")
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_owned),
+                        function: None,
+                    })
+                    .collect()
+            });
+        Request {
+            stream: Some(stream),
+            tools,
+            messages: body.get("messages").cloned(),
+            ..Request::default()
+        }
     }
 
     /// The name of the first tool offered, if any.

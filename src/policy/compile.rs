@@ -71,6 +71,8 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// Vertex AI's project and region (both set for `vertex`, neither otherwise).
     pub vertex: Option<(String, String)>,
+    /// Bedrock's region: where it is and what it is signed for.
+    pub region: Option<String>,
     /// The protocols it serves natively (`wires`, or its kind's defaults).
     pub wires: Vec<Wire>,
     /// The pooled client for this provider's connect timeout and TLS identity, or why
@@ -104,6 +106,8 @@ pub enum Auth {
     Missing,
     /// Google access tokens (Vertex AI), fetched and renewed off the request path.
     Google(Arc<GoogleAuth>),
+    /// SigV4 with the process's AWS credential chain (Bedrock `auth.aws`).
+    Aws(Arc<crate::aws::Credentials>),
 }
 
 impl Auth {
@@ -116,7 +120,8 @@ impl Auth {
         out: &mut HeaderMap,
     ) {
         let header_name = match api {
-            ApiKind::Openai => AUTHORIZATION,
+            // A Bedrock API key is a bearer token.
+            ApiKind::Openai | ApiKind::Bedrock => AUTHORIZATION,
             ApiKind::Anthropic => HeaderName::from_static("x-api-key"),
             ApiKind::AzureOpenai => HeaderName::from_static("api-key"),
             ApiKind::Gemini | ApiKind::Vertex => HeaderName::from_static("x-goog-api-key"),
@@ -135,7 +140,8 @@ impl Auth {
                     out.insert(AUTHORIZATION, token);
                 }
             }
-            Auth::Passthrough | Auth::Missing => {}
+            // Signed last, over the whole request (`proxy::attempt`).
+            Auth::Passthrough | Auth::Missing | Auth::Aws(_) => {}
         }
     }
 
@@ -144,7 +150,8 @@ impl Auth {
     pub async fn ready(&self) -> Result<(), CredentialError> {
         match self {
             Auth::Google(google) => google.ready().await,
-            Auth::Key(_) | Auth::Passthrough | Auth::Missing => Ok(()),
+            // AWS credentials are waited for when the request is signed (`seal`).
+            Auth::Key(_) | Auth::Passthrough | Auth::Missing | Auth::Aws(_) => Ok(()),
         }
     }
 
@@ -153,7 +160,7 @@ impl Auth {
     pub async fn rejected(&self, sent: Option<&HeaderValue>) -> bool {
         match self {
             Auth::Google(google) => google.rejected(sent).await.is_ok(),
-            Auth::Key(_) | Auth::Passthrough | Auth::Missing => false,
+            Auth::Key(_) | Auth::Passthrough | Auth::Missing | Auth::Aws(_) => false,
         }
     }
 }
@@ -230,6 +237,8 @@ pub struct CompileContext<'a> {
     pub metrics: &'a Metrics,
     /// The process's Google credentials (Vertex AI).
     pub google: &'a GoogleCredentials,
+    /// The AWS credential chain Bedrock providers with `auth.aws` share.
+    pub aws: &'a crate::aws::Chain,
 }
 
 impl Policy {
@@ -422,20 +431,35 @@ fn compile_provider(
     spec: &crate::policy::spec::ProviderSpec,
     ctx: &CompileContext<'_>,
 ) -> Provider {
-    let upstreams = ctx.upstreams;
+    let upstreams: &Upstreams = ctx.upstreams;
+    let base_url = spec.effective_base_url();
     let timeouts = Timeouts {
         connect: duration_or(spec.timeouts.connect.as_ref(), DEFAULT_CONNECT),
         first_byte: optional_duration(spec.timeouts.first_byte.as_ref()),
         idle: optional_duration(spec.timeouts.idle.as_ref()),
     };
-    let auth = match (&spec.auth.api_key, spec.auth.passthrough, &spec.auth.google) {
-        (_, Some(true), _) => Auth::Passthrough,
-        (Some(source), _, _) => resolve_key(&spec.name, spec.api, source),
-        (None, _, Some(_)) => Auth::Google(ctx.google.auth(|| credential_fetch(upstreams))),
-        (None, _, None) => Auth::Missing,
+    let auth = match (
+        &spec.auth.api_key,
+        spec.auth.passthrough,
+        &spec.auth.google,
+        &spec.auth.aws,
+    ) {
+        (_, Some(true), _, _) => Auth::Passthrough,
+        (Some(source), _, _, _) => resolve_key(&spec.name, spec.api, source),
+        (None, _, Some(_), _) => Auth::Google(ctx.google.auth(|| credential_fetch(upstreams))),
+        (None, _, None, Some(_)) => {
+            let connect = timeouts.connect;
+            Auth::Aws(ctx.aws.credentials(|| {
+                let client = upstreams
+                    .client(connect, None)
+                    .expect("a client without TLS files always builds");
+                client.http_send()
+            }))
+        }
+        (None, _, None, None) => Auth::Missing,
     };
     let vertex = spec.project.clone().zip(spec.region.clone());
-    let base_url = match (spec.api, spec.base_url.trim()) {
+    let base_url = match (spec.api, base_url.trim()) {
         (ApiKind::Gemini, "") => google::GEMINI_HOST.to_owned(),
         (ApiKind::Vertex, "") => google::vertex_host(spec.region.as_deref().unwrap_or("global")),
         (_, url) => url.to_owned(),
@@ -471,6 +495,7 @@ fn compile_provider(
         max_concurrency: spec.max_concurrency,
         api_version: spec.api_version.clone(),
         vertex,
+        region: spec.region.clone(),
         wires: spec
             .wires
             .clone()
@@ -544,7 +569,7 @@ fn key_header(api: ApiKind, key: &str) -> Option<HeaderValue> {
         return None;
     }
     let mut value = match api {
-        ApiKind::Openai => HeaderValue::from_str(&format!("Bearer {key}")),
+        ApiKind::Openai | ApiKind::Bedrock => HeaderValue::from_str(&format!("Bearer {key}")),
         ApiKind::Anthropic | ApiKind::AzureOpenai | ApiKind::Gemini | ApiKind::Vertex => {
             HeaderValue::from_str(key)
         }

@@ -62,6 +62,8 @@ pub enum ApiKind {
     /// Gemini on Vertex AI: the same protocol under a project and region, Google
     /// credentials.
     Vertex,
+    /// Amazon Bedrock: Converse / ConverseStream, SigV4-signed for the provider's region.
+    Bedrock,
 }
 
 impl ApiKind {
@@ -72,6 +74,8 @@ impl ApiKind {
             ApiKind::Anthropic => ApiKind::Anthropic,
             // No app speaks generateContent to the sidecar: its own kind, never an inbound one.
             ApiKind::Gemini | ApiKind::Vertex => self,
+            // No SDK calls the sidecar in Converse: passthrough is refused for it.
+            ApiKind::Bedrock => ApiKind::Bedrock,
         }
     }
 
@@ -83,6 +87,7 @@ impl ApiKind {
             }
             ApiKind::Anthropic => &[Wire::Messages],
             ApiKind::Gemini | ApiKind::Vertex => &[Wire::GenerateContent],
+            ApiKind::Bedrock => &[Wire::Converse],
         }
     }
 
@@ -93,17 +98,19 @@ impl ApiKind {
         match self {
             ApiKind::Openai if is_openai_host(base_url) => self.possible_wires(),
             ApiKind::Openai => &[Wire::Chat, Wire::Embeddings],
-            ApiKind::AzureOpenai | ApiKind::Anthropic | ApiKind::Gemini | ApiKind::Vertex => {
-                self.possible_wires()
-            }
+            ApiKind::AzureOpenai
+            | ApiKind::Anthropic
+            | ApiKind::Bedrock
+            | ApiKind::Gemini
+            | ApiKind::Vertex => self.possible_wires(),
         }
     }
 
-    /// Whether `baseUrl` may be left out: Google's kinds default to Google's own hosts.
+    /// Whether `baseUrl` may be left out: the cloud kinds default to their own hosts.
     pub fn base_url_optional(self) -> bool {
         match self {
             ApiKind::Openai | ApiKind::Anthropic | ApiKind::AzureOpenai => false,
-            ApiKind::Gemini | ApiKind::Vertex => true,
+            ApiKind::Bedrock | ApiKind::Gemini | ApiKind::Vertex => true,
         }
     }
 
@@ -115,6 +122,7 @@ impl ApiKind {
             ApiKind::AzureOpenai => "azure-openai",
             ApiKind::Gemini => "gemini",
             ApiKind::Vertex => "vertex",
+            ApiKind::Bedrock => "bedrock",
         }
     }
 }
@@ -134,6 +142,8 @@ pub enum Wire {
     Messages,
     /// Google generateContent / streamGenerateContent (Gemini and Vertex AI).
     GenerateContent,
+    /// Amazon Bedrock Converse / ConverseStream (AWS event-stream framing).
+    Converse,
 }
 
 impl Wire {
@@ -145,6 +155,7 @@ impl Wire {
             Wire::Responses => "responses",
             Wire::Messages => "messages",
             Wire::GenerateContent => "generate-content",
+            Wire::Converse => "converse",
         }
     }
 }
@@ -167,11 +178,13 @@ pub struct ProviderSpec {
     pub name: String,
     /// Wire dialect.
     pub api: ApiKind,
-    /// Base URL; requests go only here. Optional for `gemini` and `vertex`, where it is
-    /// the host root (the API path is appended) and defaults to Google's own host.
+    /// Base URL; requests go only here. Optional for `bedrock`, `gemini` and `vertex`,
+    /// where it is the host root (the API path is appended) and defaults to the region's
+    /// `bedrock-runtime` endpoint or Google's own host; required for the others.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub base_url: String,
-    /// `vertex`: the Google Cloud region (`global` for the global endpoint).
+    /// `bedrock` and `vertex`: the region (for Bedrock also the SigV4 signing region;
+    /// for Vertex `global` is the global endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// `vertex`: the Google Cloud project id.
@@ -205,6 +218,19 @@ pub struct ProviderSpec {
     /// Budgets per target of this provider, shared across the fleet with `--shared-state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+}
+
+impl ProviderSpec {
+    /// The base URL requests go to: as written, else the default of its kind (DESIGN §3:
+    /// Bedrock's regional `bedrock-runtime` host). Empty when neither says one.
+    pub fn effective_base_url(&self) -> String {
+        match (self.api, self.region.as_deref()) {
+            (ApiKind::Bedrock, Some(region)) if self.base_url.is_empty() => {
+                format!("https://bedrock-runtime.{region}.amazonaws.com")
+            }
+            _ => self.base_url.clone(),
+        }
+    }
 }
 
 /// A provider's rate limits as the sidecar keeps them, per target (key and model).
@@ -250,7 +276,7 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// Exactly one of `apiKey` or `passthrough`.
+/// Exactly one of `apiKey`, `passthrough` or (for `bedrock`) `aws`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthSpec {
@@ -264,12 +290,21 @@ pub struct AuthSpec {
     /// from `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub google: Option<GoogleAuthSpec>,
+    /// `bedrock` only: SigV4 with credentials from the AWS default chain as Kubernetes
+    /// workloads get them (static keys, IRSA web identity, Pod Identity), never a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsAuthSpec>,
 }
 
 /// Google credentials from the standard places; no fields yet, so `{}` says "use them".
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GoogleAuthSpec {}
+
+/// The AWS default chain: no fields, the standard environment says everything.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAuthSpec {}
 
 /// Where a secret lives: never inline, so a policy can be shown and stored freely.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

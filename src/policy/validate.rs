@@ -51,6 +51,18 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
+/// An AWS region name: lower-case words and digits joined by dashes (`us-east-1`,
+/// `eu-central-2`, `us-gov-west-1`); it becomes part of a host name.
+fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.split('-').count() >= 3
+        && region.split('-').all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
 /// Renders a map key as a path segment: bare when it is an identifier-like word,
 /// quoted otherwise (`data."policy.yaml"`), so a path is never ambiguous.
 pub(crate) fn path_key(key: &str) -> String {
@@ -111,11 +123,17 @@ impl Validator {
                     slot.insert(i);
                 }
             }
-            if !p.base_url.is_empty() || !p.api.base_url_optional() {
-                self.base_url(&at, &p.base_url);
+            match (p.api.base_url_optional(), p.base_url.is_empty()) {
+                (true, true) => {}
+                (false, true) => self.err(
+                    format!("{at}.baseUrl"),
+                    format!("required for api {}", p.api.as_str()),
+                ),
+                (_, false) => self.base_url(&at, &p.base_url),
             }
             self.auth(&at, &p.auth);
             self.google(&at, p);
+            self.cloud(&at, p);
             self.headers(&at, &p.headers);
             if let Some(probe) = &p.probe {
                 self.duration(&format!("{at}.probe.interval"), Some(&probe.interval), true);
@@ -144,7 +162,7 @@ impl Validator {
             );
             self.api_version(&at, p);
             if let Some(tls) = &p.tls {
-                self.tls(&at, &p.base_url, tls);
+                self.tls(&at, &p.effective_base_url(), tls);
             }
             self.wires(&at, p);
         }
@@ -197,28 +215,52 @@ impl Validator {
         }
     }
 
+    /// What the cloud kinds need and only they may say: Bedrock's `region` (also its
+    /// signing region) and `auth.aws`; no `passthrough` (no app speaks their wire).
+    fn cloud(&mut self, at: &str, p: &ProviderSpec) {
+        let bedrock = p.api == ApiKind::Bedrock;
+        match (&p.region, bedrock) {
+            (None, true) => self.err(
+                format!("{at}.region"),
+                "required for api bedrock (e.g. us-east-1); it is also the SigV4 signing region",
+            ),
+            (Some(region), true) if !is_region(region) => self.err(
+                format!("{at}.region"),
+                format!("{region:?} is not an AWS region name like us-east-1"),
+            ),
+            (Some(_), false) if p.api != ApiKind::Vertex => self.err(
+                format!("{at}.region"),
+                "only allowed for api bedrock and vertex",
+            ),
+            _ => {}
+        }
+        if p.auth.aws.is_some() && !bedrock {
+            self.err(format!("{at}.auth.aws"), "only allowed for api bedrock");
+        }
+        if bedrock && p.auth.passthrough == Some(true) {
+            self.err(
+                format!("{at}.auth.passthrough"),
+                "not allowed for api bedrock: no app sends a Bedrock key; use aws: {} or apiKey",
+            );
+        }
+    }
+
     fn auth(&mut self, at: &str, auth: &AuthSpec) {
         let passthrough = auth.passthrough == Some(true);
-        if auth.google.is_some() {
-            // Which kinds take Google credentials is checked with the kind (`google.rs`).
-            if auth.api_key.is_some() || passthrough {
-                self.err(
-                    format!("{at}.auth"),
-                    "set exactly one of apiKey, passthrough: true or google, not several",
-                );
-            }
-            return;
+        let set = usize::from(auth.api_key.is_some())
+            + usize::from(passthrough)
+            + usize::from(auth.aws.is_some())
+            + usize::from(auth.google.is_some());
+        if set != 1 {
+            // Which kinds take cloud credentials is checked with the kind.
+            let several = if set > 1 { ", not several" } else { "" };
+            return self.err(
+                format!("{at}.auth"),
+                format!("set exactly one of apiKey, passthrough: true, aws: {{}} or google: {{}}{several}"),
+            );
         }
         match (&auth.api_key, passthrough) {
-            (Some(_), true) => self.err(
-                format!("{at}.auth"),
-                "set exactly one of apiKey or passthrough: true, not both",
-            ),
-            (None, false) => self.err(
-                format!("{at}.auth"),
-                "set exactly one of apiKey or passthrough: true",
-            ),
-            (None, true) => {}
+            (Some(_), true) | (None, false) | (None, true) => {}
             (Some(key), false) => match (&key.from_env, &key.from_file) {
                 (Some(var), None) if var.trim().is_empty() => {
                     self.err(format!("{at}.auth.apiKey.fromEnv"), "must not be empty")
@@ -262,9 +304,14 @@ impl Validator {
             (ApiKind::AzureOpenai, Some(v)) if v.trim().is_empty() => {
                 self.err(path, "must not be empty")
             }
-            (ApiKind::Openai | ApiKind::Anthropic | ApiKind::Gemini | ApiKind::Vertex, Some(_)) => {
-                self.err(path, "only allowed for api azure-openai")
-            }
+            (
+                ApiKind::Openai
+                | ApiKind::Anthropic
+                | ApiKind::Bedrock
+                | ApiKind::Gemini
+                | ApiKind::Vertex,
+                Some(_),
+            ) => self.err(path, "only allowed for api azure-openai"),
             _ => {}
         }
     }
@@ -317,7 +364,7 @@ impl Validator {
             None => &[ApiKind::Openai, ApiKind::Anthropic],
             Some(ApiKind::Openai) => &[ApiKind::Openai],
             Some(ApiKind::Anthropic) => &[ApiKind::Anthropic],
-            Some(ApiKind::AzureOpenai) => {
+            Some(ApiKind::AzureOpenai | ApiKind::Bedrock) => {
                 self.err(
                     format!("{at}.inbound"),
                     "must be openai or anthropic (Azure OpenAI clients send the openai format)",

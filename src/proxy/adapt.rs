@@ -18,6 +18,7 @@ pub fn apply(body: &mut Value, wire: ApiKind, spec: &RequestSpec) {
             ApiKind::Anthropic => prefix_anthropic(object, prefix),
             ApiKind::Openai | ApiKind::AzureOpenai => prefix_openai(object, prefix),
             ApiKind::Gemini | ApiKind::Vertex => prefix_gemini(object, prefix),
+            ApiKind::Bedrock => prefix_converse(object, prefix),
         }
     }
     for (key, value) in &spec.params {
@@ -45,6 +46,16 @@ fn prefix_gemini(object: &mut Map<String, Value>, prefix: &str) {
     }) {
         Some(text) => *text = format!("{prefix}\n\n{text}"),
         None => parts.insert(0, json!({"text": prefix})),
+    }
+}
+
+/// A new first Converse `system` block holding `prefix` (the blocks after it kept).
+fn prefix_converse(object: &mut Map<String, Value>, prefix: &str) {
+    let system = object
+        .entry("system")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(blocks) = system.as_array_mut() {
+        blocks.insert(0, json!({"text": prefix}));
     }
 }
 

@@ -22,21 +22,25 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::body::{self, Body};
 use crate::breaker::Timing;
-use crate::classify::{classify_response, FailReason, Outcome};
+use crate::classify::{bedrock, classify_response, FailReason, Outcome};
 use crate::log_limit;
+use crate::policy::spec::ApiKind;
 use crate::policy::spec::Wire;
 use crate::policy::{Policy, Route, Target};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
+use crate::proxy::framing::Framer;
 use crate::proxy::responses_events;
 use crate::proxy::settle::Settle;
 use crate::proxy::stream::{emit, Committed, StreamBody};
 use crate::proxy::unreachable;
-use crate::proxy::upstream::{build_request, Client, Operation};
+use crate::proxy::upstream::{build_request, seal, Client, Operation};
 use crate::proxy::watch::Watch;
-use crate::sse::Parser;
 use crate::target::Admission;
 use crate::telemetry::spans;
+
+/// How long an attempt waits for a first AWS credential fetch still in flight.
+const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Error bodies and non-streamed replies larger than this are treated as broken.
 const MAX_BUFFERED_RESPONSE: usize = 64 << 20;
@@ -118,7 +122,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
             let outcome = Outcome::Failure(FailReason::Credentials);
             return fail(admission, outcome, req.stream, started);
         }
-        let Ok(mut upstream_request) = build_request(
+        let Ok(mut unsealed) = build_request(
             provider,
             (req.operation, upstream_wire),
             (req.model, req.stream),
@@ -128,11 +132,26 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
             let outcome = Outcome::Failure(FailReason::InvalidResponse);
             return fail(admission, outcome, req.stream, started);
         };
-        let sent_auth = upstream_request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .cloned();
-        spans::inject(span, upstream_request.headers_mut());
+        let sent_auth = unsealed.headers().get(header::AUTHORIZATION).cloned();
+        spans::inject(span, unsealed.headers_mut());
+        // Signed last, once nothing changes the request; a first credential fetch still in
+        // flight is waited for, within the deadline.
+        let until = req.deadline.min(started + CREDENTIALS_WAIT);
+        let upstream_request = match seal(provider, unsealed, SystemTime::now(), until).await {
+            Ok(request) => request,
+            Err(error) => {
+                if let Some(suppressed) = log_limit::admit(&format!("unsigned {}", target.label()))
+                {
+                    tracing::error!(target = %target.label(), %error, suppressed, "request not signed: this target is skipped (reason config) until AWS credentials are available");
+                }
+                spans::skipped(&target.label(), "config");
+                admission.release();
+                return Attempt::Failed {
+                    outcome: Outcome::ClientError(StatusCode::UNAUTHORIZED),
+                    deadline_hit: false,
+                };
+            }
+        };
         let (wake, limit) = watch.next(started, true);
         let response = match timeout_at(wake, req.client.request(upstream_request)).await {
             Ok(Ok(response)) => {
@@ -166,7 +185,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+        .is_some_and(|v| v.starts_with(Framer::content_type(upstream_wire)));
     let settle = Settle {
         policy: Arc::clone(req.policy),
         route: req.route,
@@ -216,13 +235,25 @@ async fn answer_error(
     let error_body = read_all(body, watch.after_first_byte())
         .await
         .unwrap_or_default();
-    let outcome = classify_response(
-        parts.status,
-        &parts.headers,
-        &error_body,
-        req.policy.cooldowns,
-        SystemTime::now(),
-    );
+    let by_name = match provider.api {
+        ApiKind::Bedrock => bedrock::error_name(&parts.headers, &error_body)
+            .and_then(|name| bedrock::outcome(&name, parts.status, req.policy.cooldowns)),
+        // Google's signals (RetryInfo) are read by `classify_response` itself.
+        ApiKind::Openai
+        | ApiKind::Anthropic
+        | ApiKind::AzureOpenai
+        | ApiKind::Gemini
+        | ApiKind::Vertex => None,
+    };
+    let outcome = by_name.unwrap_or_else(|| {
+        classify_response(
+            parts.status,
+            &parts.headers,
+            &error_body,
+            req.policy.cooldowns,
+            SystemTime::now(),
+        )
+    });
     match outcome {
         Outcome::ClientError(_) | Outcome::Success => {
             let rejected = matches!(
@@ -244,7 +275,9 @@ async fn answer_error(
             target.state.metrics.attempt("client_error");
             req.route().metrics.request("client_error");
             admission.release();
-            let (status, body) = req.crossing.error_body(parts.status, error_body);
+            let (status, body) = req
+                .crossing
+                .error_body(parts.status, &parts.headers, error_body);
             Attempt::Answered(passback(status, &parts.headers, body))
         }
         other => fail(admission, other, req.stream, started),
@@ -262,9 +295,9 @@ async fn stream_until_commit(
     started: Instant,
 ) -> Attempt {
     let provider = &req.target().provider;
-    let mut parser = Parser::new();
-    let mut held = VecDeque::new();
     let upstream_wire = req.crossing.upstream_wire(req.operation);
+    let mut parser = Framer::new(upstream_wire);
+    let mut held = VecDeque::new();
     let mut translator = req
         .crossing
         .stream_translator(req.operation.wire(), req.requested_model);
@@ -341,6 +374,14 @@ async fn stream_until_commit(
                 let mut response = Response::new(http_body_util::BodyExt::boxed_unsync(body));
                 *response.status_mut() = parts.status;
                 copy_response_headers(&parts.headers, response.headers_mut());
+                if Framer::content_type(upstream_wire) != Framer::content_type(req.operation.wire())
+                {
+                    // Re-framed on the way (AWS event stream → SSE): say what the app gets.
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(Framer::content_type(req.operation.wire())),
+                    );
+                }
                 return Attempt::Answered(response);
             }
         }

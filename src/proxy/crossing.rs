@@ -4,16 +4,17 @@
 //! Same-dialect targets pass bytes through untouched.
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+use crate::classify::bedrock;
 use crate::policy::spec::{ApiKind, Wire};
 use crate::policy::Provider;
 use crate::proxy::gemini_crossing;
 use crate::proxy::upstream::Operation;
 use crate::translate::{
-    self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, OpenaiToAnthropicStream,
-    ResponsesTrail, StreamTranslator, Unsupported,
+    self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, ConverseToAnthropicStream,
+    OpenaiToAnthropicStream, ResponsesTrail, StreamTranslator, Unsupported,
 };
 
 /// `max_tokens` for an Anthropic target when neither the request nor the route sets one.
@@ -44,6 +45,14 @@ pub enum Crossing {
         include_usage: bool,
         /// The target's key for thought signatures (provider and model).
         target: u64,
+    },
+    /// The target speaks Bedrock Converse; the app speaks this wire (`Chat`, `Messages`
+    /// or `Responses`), reaching Converse through Messages.
+    ToConverse {
+        /// The app's wire.
+        from: Wire,
+        /// Whether the app asked for the usage chunk of a Chat stream.
+        include_usage: bool,
     },
 }
 
@@ -95,6 +104,15 @@ impl Crossing {
                     target: translate::gemini_target_key(&provider.name, model),
                 })
             }
+            (Wire::Embeddings, ApiKind::Bedrock) => Err(Unsupported(
+                "Bedrock Converse has no embeddings API".to_owned(),
+            )),
+            (Wire::Chat | Wire::Messages | Wire::Responses, ApiKind::Bedrock) => {
+                Ok(Crossing::ToConverse {
+                    from: wire,
+                    include_usage: include_usage(request()),
+                })
+            }
             (Wire::Embeddings, ApiKind::Anthropic) => {
                 Err(Unsupported("Anthropic has no embeddings API".to_owned()))
             }
@@ -111,6 +129,7 @@ impl Crossing {
             (Wire::Responses, _)
             | (Wire::Messages, _)
             | (Wire::GenerateContent, _)
+            | (Wire::Converse, _)
             | (Wire::Chat | Wire::Embeddings, ApiKind::Openai | ApiKind::AzureOpenai) => {
                 Err(not_served())
             }
@@ -124,6 +143,7 @@ impl Crossing {
             Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => Wire::Messages,
             Crossing::AnthropicToOpenai | Crossing::ResponsesToChat => Wire::Chat,
             Crossing::Gemini { .. } => Wire::GenerateContent,
+            Crossing::ToConverse { .. } => Wire::Converse,
         }
     }
 
@@ -192,6 +212,20 @@ impl Crossing {
                 },
                 Some(req),
             ) => gemini_crossing::request(*inbound, req, *target, target_model)?,
+            (Crossing::ToConverse { from, .. }, Some(req)) => {
+                let max_tokens = max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+                let messages = match from {
+                    Wire::Messages => req.clone(),
+                    Wire::Responses => {
+                        let chat = translate::responses_to_chat_request(req, target_model)?;
+                        translate::openai_to_anthropic_request(&chat, target_model, max_tokens)?
+                    }
+                    Wire::Chat | Wire::Embeddings | Wire::Converse | Wire::GenerateContent => {
+                        translate::openai_to_anthropic_request(req, target_model, max_tokens)?
+                    }
+                };
+                translate::anthropic_to_converse_request(&messages)?
+            }
         };
         Ok(translated)
     }
@@ -218,6 +252,20 @@ impl Crossing {
                     Err(_) => body,
                 }
             }
+            Crossing::ToConverse { from, .. } => match from {
+                Wire::Messages => translate::converse_to_anthropic_response,
+                Wire::Responses => |reply, model| {
+                    let message = translate::converse_to_anthropic_response(reply, model);
+                    let chat = translate::anthropic_to_openai_response(&message, model);
+                    translate::chat_to_responses_response(&chat, model)
+                },
+                Wire::Chat | Wire::Embeddings | Wire::Converse | Wire::GenerateContent => {
+                    |reply, model| {
+                        let message = translate::converse_to_anthropic_response(reply, model);
+                        translate::anthropic_to_openai_response(&message, model)
+                    }
+                }
+            },
         };
         match serde_json::from_slice::<Value>(&body) {
             Ok(value) => Bytes::from(convert(&value, requested_model).to_string()),
@@ -225,9 +273,30 @@ impl Crossing {
         }
     }
 
-    /// A provider's error, passed back in the app's dialect.
-    pub fn error_body(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+    /// A provider's error, passed back in the app's dialect (Bedrock's named by its
+    /// `x-amzn-ErrorType` header).
+    pub fn error_body(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, Bytes) {
         let (code, value) = match self {
+            Crossing::ToConverse { from, .. } => {
+                let name = bedrock::error_name(headers, &body);
+                let (code, message) =
+                    translate::converse_error_to_anthropic(status.as_u16(), name.as_deref(), &body);
+                match from {
+                    Wire::Messages => (code, message),
+                    Wire::Chat
+                    | Wire::Responses
+                    | Wire::Embeddings
+                    | Wire::Converse
+                    | Wire::GenerateContent => {
+                        translate::error_to_openai(code, message.to_string().as_bytes())
+                    }
+                }
+            }
             // Chat errors are already in the shape Responses SDKs parse.
             Crossing::Native | Crossing::ResponsesToChat => return (status, body),
             Crossing::OpenaiToAnthropic { .. } | Crossing::ResponsesToAnthropic => {
@@ -254,8 +323,37 @@ impl Crossing {
         match self {
             Crossing::Native => match inbound {
                 Wire::Responses => Some(Box::new(ResponsesTrail::new())),
-                Wire::Chat | Wire::Embeddings | Wire::Messages | Wire::GenerateContent => None,
+                Wire::Chat
+                | Wire::Embeddings
+                | Wire::Messages
+                | Wire::GenerateContent
+                | Wire::Converse => None,
             },
+            Crossing::ToConverse {
+                from,
+                include_usage,
+            } => {
+                let converse = Box::new(ConverseToAnthropicStream::new(requested_model));
+                Some(match from {
+                    Wire::Messages => converse,
+                    Wire::Responses => Box::new(Chained::new(
+                        converse,
+                        Box::new(Chained::new(
+                            Box::new(AnthropicToOpenaiStream::new(requested_model, true)),
+                            Box::new(ChatToResponsesStream::new(requested_model)),
+                        )),
+                    )),
+                    Wire::Chat | Wire::Embeddings | Wire::Converse | Wire::GenerateContent => {
+                        Box::new(Chained::new(
+                            converse,
+                            Box::new(AnthropicToOpenaiStream::new(
+                                requested_model,
+                                *include_usage,
+                            )),
+                        ))
+                    }
+                })
+            }
             Crossing::OpenaiToAnthropic { include_usage } => Some(Box::new(
                 AnthropicToOpenaiStream::new(requested_model, *include_usage),
             )),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::policy::spec::Wire;
 pub use crate::proxy::event_kind::{finish_reason, EventKind, Usage};
-use crate::proxy::{gemini_events, responses_events};
+use crate::proxy::{converse_events, gemini_events, responses_events};
 use crate::sse::Event;
 
 #[derive(Deserialize)]
@@ -85,6 +85,7 @@ pub fn inspect(wire: Wire, event: &Event, usage: &mut Usage) -> EventKind {
         Wire::Chat | Wire::Embeddings => inspect_openai(event, usage),
         Wire::Responses => responses_events::inspect(event, usage),
         Wire::GenerateContent => gemini_events::inspect(event, usage),
+        Wire::Converse => converse_events::inspect(event, usage),
     }
 }
 
@@ -183,6 +184,7 @@ pub fn body_usage(wire: Wire, body: &[u8]) -> Usage {
     match wire {
         Wire::Responses => return responses_events::body_usage(body),
         Wire::GenerateContent => return gemini_events::body_usage(body),
+        Wire::Converse => return converse_events::body_usage(body),
         Wire::Messages => {
             if let Ok(reply) = serde_json::from_slice::<WithAnthropicUsage<'_>>(body) {
                 if let Some(u) = reply.usage {

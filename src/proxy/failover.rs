@@ -278,6 +278,12 @@ impl<'a> Run<'a> {
                 self.config_skipped = true;
                 continue;
             };
+            if !credentials_usable(target) {
+                let label = target.label();
+                tracing::debug!(route = %route.model, target = %label, reason = "config", "skipping target: no AWS credentials");
+                spans::skipped(&label, "config");
+                continue;
+            }
             // The cheap checks first: the body (a copy, or a translation) is only built
             // for a target that is admitted, so an outage's open breakers cost no body work.
             let crossing = match self.crossing(index) {
@@ -650,5 +656,22 @@ pub fn dialect_of(operation: Option<Operation>, headers: &HeaderMap) -> ApiKind 
             ApiKind::Anthropic
         }
         None => ApiKind::Openai,
+    }
+}
+
+/// Whether a target's credentials can sign a request now; a Bedrock target without any
+/// is a configuration problem, logged once per target (never with key material).
+fn credentials_usable(target: &crate::policy::Target) -> bool {
+    let crate::policy::Auth::Aws(credentials) = &target.provider.auth else {
+        return true;
+    };
+    match credentials.lookup(std::time::SystemTime::now()) {
+        crate::aws::Lookup::Ready(_) | crate::aws::Lookup::Pending => true,
+        crate::aws::Lookup::Unavailable => {
+            if let Some(suppressed) = log_limit::admit(&format!("aws {}", target.label())) {
+                tracing::error!(target = %target.label(), source = credentials.source(), suppressed, "no valid AWS credentials: this Bedrock target is skipped (reason config)");
+            }
+            false
+        }
     }
 }

@@ -23,7 +23,7 @@ pub fn request(
         Wire::Chat => request.clone(),
         Wire::Messages => translate::anthropic_to_openai_request(request, model)?,
         Wire::Responses => translate::responses_to_chat_request(request, model)?,
-        Wire::Embeddings | Wire::GenerateContent => {
+        Wire::Embeddings | Wire::GenerateContent | Wire::Converse => {
             return Err(Unsupported(format!(
                 "{} calls are not translated to gemini",
                 inbound.as_str()
@@ -39,7 +39,7 @@ pub fn response(inbound: Wire, reply: &Value, requested_model: &str, target: u64
     match inbound {
         Wire::Messages => translate::openai_to_anthropic_response(&chat, requested_model),
         Wire::Responses => translate::chat_to_responses_response(&chat, requested_model),
-        Wire::Chat | Wire::Embeddings | Wire::GenerateContent => chat,
+        Wire::Chat | Wire::Embeddings | Wire::GenerateContent | Wire::Converse => chat,
     }
 }
 
@@ -47,9 +47,11 @@ pub fn response(inbound: Wire, reply: &Value, requested_model: &str, target: u64
 pub fn error(inbound: Wire, status: StatusCode, body: &[u8]) -> (StatusCode, Bytes) {
     let (code, value) = match inbound {
         Wire::Messages => translate::gemini_error_to_anthropic(status.as_u16(), body),
-        Wire::Chat | Wire::Responses | Wire::Embeddings | Wire::GenerateContent => {
-            translate::gemini_error_to_openai(status.as_u16(), body)
-        }
+        Wire::Chat
+        | Wire::Responses
+        | Wire::Embeddings
+        | Wire::GenerateContent
+        | Wire::Converse => translate::gemini_error_to_openai(status.as_u16(), body),
     };
     (
         StatusCode::from_u16(code).unwrap_or(status),
@@ -75,6 +77,8 @@ pub fn stream(
             hub(true),
             Box::new(ChatToResponsesStream::new(requested_model)),
         )),
-        Wire::Chat | Wire::Embeddings | Wire::GenerateContent => hub(include_usage),
+        Wire::Chat | Wire::Embeddings | Wire::GenerateContent | Wire::Converse => {
+            hub(include_usage)
+        }
     }
 }

@@ -4,11 +4,13 @@
 
 pub mod adapt;
 pub mod attempt;
+pub mod converse_events;
 pub mod crossing;
 pub mod egress;
 pub mod event_kind;
 pub mod events;
 pub mod failover;
+pub mod framing;
 pub mod gemini_crossing;
 pub mod gemini_events;
 pub mod inbound;
@@ -45,6 +47,8 @@ impl From<ApiKind> for ErrorFormat {
             ApiKind::Anthropic => ErrorFormat::Anthropic,
             // No app speaks Google's wire to the sidecar; errors follow OpenAI's shape.
             ApiKind::Gemini | ApiKind::Vertex => ErrorFormat::OpenAi,
+            // No call comes in in Converse; its errors reach apps translated.
+            ApiKind::Bedrock => ErrorFormat::OpenAi,
         }
     }
 }

@@ -95,6 +95,7 @@ mod tests {
                 upstreams: &upstreams,
                 metrics: &metrics,
                 google: &crate::provider::google::GoogleCredentials::new(Default::default()),
+                aws: &crate::aws::Chain::default(),
             },
         )
     }

@@ -23,14 +23,15 @@ use crate::body::BoxError;
 use crate::classify::FailReason;
 use crate::policy::spec::Wire;
 use crate::proxy::events::{inspect, EventKind, Usage};
+use crate::proxy::framing::Framer;
 use crate::proxy::settle::Settle;
-use crate::sse::{format_event, Event, Parser};
+use crate::sse::{format_event, Event};
 use crate::translate::StreamTranslator;
 
 /// A committed stream on its way to the app.
 pub struct StreamBody {
     upstream: Incoming,
-    parser: Parser,
+    parser: Framer,
     /// Whole events ready to send, in order.
     ready: VecDeque<Bytes>,
     /// The target's wire, in which events are inspected.
@@ -51,8 +52,8 @@ pub struct StreamBody {
 pub struct Committed {
     /// The upstream body, positioned after the bytes already parsed.
     pub upstream: Incoming,
-    /// The parser, holding any partial event.
-    pub parser: Parser,
+    /// The framer, holding any partial event.
+    pub parser: Framer,
     /// Held lifecycle events followed by the first content event(s).
     pub ready: VecDeque<Bytes>,
     /// Usage seen so far.
@@ -191,9 +192,9 @@ pub fn error_event(wire: Wire, reason: FailReason, message: &str) -> Bytes {
             let data = json!({"type": "error", "error": {"type": kind, "message": message}});
             format_event(Some("error"), &data.to_string())
         }
-        // No app speaks generateContent to the sidecar; were one to, OpenAI's shape is
-        // the sidecar's default error format.
-        Wire::Chat | Wire::Embeddings | Wire::GenerateContent => {
+        // No app calls in generateContent or Converse: their streams always reach the app
+        // translated; were one to, OpenAI's shape is the sidecar's default error format.
+        Wire::Chat | Wire::Embeddings | Wire::GenerateContent | Wire::Converse => {
             let data = json!({"error": {"message": message, "type": "server_error", "code": reason.as_str()}});
             format_event(None, &data.to_string())
         }

@@ -40,6 +40,33 @@ impl Client {
         }
         self.inner.request(request)
     }
+
+    /// This client as the AWS credential chain's transport (STS, the container
+    /// credentials endpoint): each fetch bounded, the body read whole.
+    pub fn http_send(&self) -> crate::aws::HttpSend {
+        const FETCH: Duration = Duration::from_secs(10);
+        let client = self.clone();
+        Arc::new(move |request: Request<Bytes>| {
+            let client = client.clone();
+            Box::pin(async move {
+                let exchange = async {
+                    let response = client
+                        .request(request.map(Full::new))
+                        .await
+                        .map_err(|e| format!("request failed: {e}"))?;
+                    let (parts, body) = response.into_parts();
+                    let body = http_body_util::BodyExt::collect(body)
+                        .await
+                        .map_err(|e| format!("reply cut: {e}"))?
+                        .to_bytes();
+                    Ok((parts.status, body))
+                };
+                tokio::time::timeout(FETCH, exchange)
+                    .await
+                    .map_err(|_| format!("no answer within {FETCH:?}"))?
+            })
+        })
+    }
 }
 
 /// The TLS identity a pool belongs to: the files named, and what they held when the
@@ -204,14 +231,15 @@ const DROPPED: [&str; 16] = [
 ];
 
 /// Builds the upstream request for one attempt of an `operation` call sent in `wire`
-/// (its own, or the one it is translated into).
+/// (its own, or the one it is translated into); `stream` picks Bedrock's stream path.
+/// Not yet sendable: [`seal`] signs it (when the provider signs) once nothing changes it.
 pub fn build_request(
     provider: &Provider,
     (operation, wire): (Operation, Wire),
     (target_model, stream): (&str, bool),
     inbound: &HeaderMap,
     body: Bytes,
-) -> Result<Request<Full<Bytes>>, http::Error> {
+) -> Result<Request<Bytes>, http::Error> {
     let uri = upstream_uri(provider, (operation, wire), (target_model, stream))?;
     let mut builder = Request::builder().method(Method::POST).uri(uri);
     let headers = builder
@@ -232,7 +260,11 @@ pub fn build_request(
                 headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
             }
         }
-        ApiKind::Openai | ApiKind::AzureOpenai | ApiKind::Gemini | ApiKind::Vertex => {
+        ApiKind::Openai
+        | ApiKind::AzureOpenai
+        | ApiKind::Bedrock
+        | ApiKind::Gemini
+        | ApiKind::Vertex => {
             headers.remove("anthropic-version");
             headers.remove("anthropic-beta");
         }
@@ -240,7 +272,48 @@ pub fn build_request(
     provider
         .auth
         .apply(provider.api, operation.dialect(), inbound, headers);
-    builder.body(Full::new(body))
+    builder.body(body)
+}
+
+/// Why a request could not be made sendable.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// No valid AWS credentials (a configuration problem, logged by the chain).
+    #[error("no AWS credentials")]
+    NoCredentials,
+    /// The signer refused the request.
+    #[error(transparent)]
+    Sign(#[from] crate::aws::sigv4::SignError),
+}
+
+/// Makes a built request sendable: signs it over its method, URI, headers and body at
+/// `now` when the provider uses SigV4 (service `bedrock`, the provider's own region,
+/// never `AWS_REGION`), waiting until `until` at most for a first credential fetch
+/// still in flight. Anything that changes the request must happen before this.
+pub async fn seal(
+    provider: &Provider,
+    mut request: Request<Bytes>,
+    now: std::time::SystemTime,
+    until: tokio::time::Instant,
+) -> Result<Request<Full<Bytes>>, SealError> {
+    if let crate::policy::Auth::Aws(credentials) = &provider.auth {
+        let keys = match credentials.lookup(now) {
+            crate::aws::Lookup::Ready(keys) => keys,
+            crate::aws::Lookup::Pending => credentials
+                .wait(until)
+                .await
+                .ok_or(SealError::NoCredentials)?,
+            crate::aws::Lookup::Unavailable => return Err(SealError::NoCredentials),
+        };
+        let region = provider.region.as_deref().unwrap_or_default();
+        crate::aws::sigv4::sign(
+            &mut request,
+            &keys,
+            (region, crate::aws::sigv4::BEDROCK_SERVICE),
+            now,
+        )?;
+    }
+    Ok(request.map(Full::new))
 }
 
 fn copy_forwardable(inbound: &HeaderMap, out: &mut HeaderMap) {
@@ -293,6 +366,17 @@ fn upstream_uri(
             let path = google::model_path(vertex, &path_segment(target_model), stream);
             format!("{base}{path}")
         }
+        // The model id (often an inference profile or an ARN, with `:` and `/`) is one
+        // percent-encoded segment; SigV4 encodes the path once more when it signs.
+        (ApiKind::Bedrock, _) => format!(
+            "{base}/model/{}/{}",
+            path_segment(target_model),
+            if stream {
+                "converse-stream"
+            } else {
+                "converse"
+            }
+        ),
     };
     Ok(uri.parse::<Uri>()?)
 }
@@ -312,13 +396,13 @@ fn path_segment(text: &str) -> String {
     out
 }
 
-/// The path of a wire under an OpenAI base URL; Messages never reaches one (it is
-/// translated to Chat first), so it names the Chat path the translation uses.
+/// The path of a wire under an OpenAI base URL; Messages and Converse never reach one
+/// (a call is translated to Chat first), so they name the Chat path.
 fn openai_suffix(wire: Wire) -> &'static str {
     match wire {
         Wire::Embeddings => "embeddings",
         Wire::Responses => "responses",
-        Wire::Chat | Wire::Messages | Wire::GenerateContent => "chat/completions",
+        Wire::Chat | Wire::Messages | Wire::GenerateContent | Wire::Converse => "chat/completions",
     }
 }
 
@@ -329,6 +413,10 @@ mod tests {
     #[test]
     fn model_names_stay_one_path_segment() {
         assert_eq!(path_segment("gpt-4o_v1.2~x"), "gpt-4o_v1.2~x");
+        assert_eq!(
+            path_segment("arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-v2:1"),
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.anthropic.claude-v2%3A1"
+        );
         assert_eq!(path_segment("../admin?x=1#"), "..%2Fadmin%3Fx%3D1%23");
     }
 }

@@ -159,6 +159,7 @@ fn provider_name(api: ApiKind) -> &'static str {
         ApiKind::AzureOpenai => "azure.ai.openai",
         ApiKind::Gemini => "gcp.gemini",
         ApiKind::Vertex => "gcp.vertex_ai",
+        ApiKind::Bedrock => "aws.bedrock",
     }
 }
 

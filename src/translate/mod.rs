@@ -3,6 +3,9 @@
 //! OpenAI Responses → Chat Completions (the hub), which Responses → Anthropic composes
 //! with rather than having a converter of its own; and the hub ⇄ Google generateContent
 //! (`gemini_*`), which every inbound dialect reaches Gemini and Vertex AI through.
+//! with rather than having a converter of its own. Bedrock Converse is Messages-shaped,
+//! so it has one converter pair, to and from Messages, which Chat and Responses calls
+//! reach through the ones above.
 //!
 //! Invariant: a translation is either faithful or refused. Whatever the target dialect
 //! cannot express (`n > 1`, logprobs, audio, server tools, …) yields [`Unsupported`] with
@@ -14,6 +17,9 @@
 //! (as providers do, and as the `x-switchyard-model` header says); the app's requested
 //! model is used only when the upstream body names none.
 
+mod converse_reply;
+mod converse_request;
+mod converse_stream;
 mod error;
 mod gemini_reply;
 mod gemini_request;
@@ -31,6 +37,8 @@ mod stream_to_anthropic;
 mod stream_to_openai;
 
 #[cfg(test)]
+mod converse_tests;
+#[cfg(test)]
 mod gemini_tests;
 #[cfg(test)]
 mod proptests;
@@ -41,6 +49,9 @@ mod responses_tests;
 #[cfg(test)]
 mod stream_tests;
 
+pub use converse_reply::{converse_error_to_anthropic, converse_to_anthropic_response};
+pub use converse_request::anthropic_to_converse_request;
+pub use converse_stream::ConverseToAnthropicStream;
 pub use error::{error_to_anthropic, error_to_openai};
 pub use gemini_reply::{
     gemini_error_to_anthropic, gemini_error_to_openai, gemini_to_chat_response,

@@ -175,3 +175,25 @@ fn crd_matches_the_committed_manifest() {
         "regenerate with: switchyard crd > deploy/crd.yaml"
     );
 }
+
+#[test]
+fn the_example_policies_validate() {
+    for example in [
+        "routingpolicy.yaml",
+        "policy-configmap.yaml",
+        "bedrock-routingpolicy.yaml",
+    ] {
+        let path = format!("{}/deploy/examples/{example}", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(BIN)
+            .arg("validate")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

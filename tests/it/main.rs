@@ -8,6 +8,7 @@ mod support;
 
 mod adapt;
 mod admin;
+mod bedrock;
 mod cli;
 mod count_tokens;
 mod crossing;

@@ -325,6 +325,7 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
             }),
             passthrough: None,
             google: None,
+            aws: None,
         }),
         "/[a-z/]{1,12}".prop_map(|f| AuthSpec {
             api_key: Some(KeySource {
@@ -333,11 +334,13 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
             }),
             passthrough: None,
             google: None,
+            aws: None,
         }),
         Just(AuthSpec {
             api_key: None,
             passthrough: Some(true),
             google: None,
+            aws: None,
         }),
     ];
     let headers = prop::collection::btree_map("x-[a-z0-9-]{1,10}", "[a-zA-Z0-9 ._/-]{0,16}", 0..3);
@@ -368,11 +371,11 @@ fn provider(name: String) -> impl Strategy<Value = ProviderSpec> {
                 timeouts,
                 max_concurrency,
                 api_version: (api == ApiKind::AzureOpenai).then(|| "2024-10-21".to_owned()),
+                region: None,
                 probe: None,
                 limits: None,
                 tls: None,
                 wires: None,
-                region: None,
                 project: None,
             },
         )

@@ -19,6 +19,8 @@ impl Validator {
             match value {
                 None if vertex => self.err(path, "required for api vertex"),
                 None => {}
+                // Where else a region may be (Bedrock) is checked with the cloud fields.
+                Some(_) if !vertex && name == "region" => {}
                 Some(_) if !vertex => self.err(path, "only allowed for api vertex"),
                 Some(v) if !pattern_ok(v) => self.err(
                     path,

@@ -131,12 +131,12 @@ fn base_url_is_absolute_http() {
 fn auth_exactly_one_of_api_key_or_passthrough() {
     assert_one(
         |s| s.providers[0].auth = AuthSpec::default(),
-        "providers[0].auth: set exactly one of apiKey or passthrough: true",
+        "providers[0].auth: set exactly one of apiKey, passthrough: true, aws: {} or google: {}",
     );
     assert!(errors_after(|s| s.providers[0].auth.passthrough = Some(false)).is_empty());
     assert_one(
         |s| s.providers[0].auth.passthrough = Some(true),
-        "providers[0].auth: set exactly one of apiKey or passthrough: true, not both",
+        "providers[0].auth: set exactly one of apiKey, passthrough: true, aws: {} or google: {}, not several",
     );
 }
 
@@ -539,6 +539,14 @@ fn google_errors(change: impl FnOnce(&mut PolicySpec)) -> Vec<String> {
     validate(&spec).iter().map(ToString::to_string).collect()
 }
 
+fn bedrock_errors(provider: &str) -> Vec<String> {
+    let policy = format!(
+        "providers:\n  - {provider}\nroutes:\n  - model: m\n    targets: [{{provider: b, model: anthropic.claude-sonnet-4-5}}]\n"
+    );
+    let spec = decode(&policy).expect("the Bedrock policy decodes");
+    validate(&spec).iter().map(ToString::to_string).collect()
+}
+
 #[test]
 fn gemini_and_vertex_need_no_base_url() {
     assert_eq!(google_errors(|_| {}), Vec::<String>::new());
@@ -559,7 +567,7 @@ fn vertex_needs_a_project_and_region_that_only_it_takes() {
     assert_eq!(
         errors,
         vec![
-            "providers[0].region: only allowed for api vertex",
+            "providers[0].region: only allowed for api bedrock and vertex",
             r#"providers[1].region: "Europe West" is not a Google Cloud region (lower-case letters, digits, -)"#,
             "providers[1].project: required for api vertex",
         ]
@@ -573,6 +581,7 @@ fn google_credentials_and_passthrough_rules() {
             api_key: None,
             passthrough: Some(true),
             google: None,
+            aws: None,
         };
         s.providers[1].auth.api_key = Some(KeySource {
             from_env: Some("K".to_owned()),
@@ -583,7 +592,7 @@ fn google_credentials_and_passthrough_rules() {
         errors,
         vec![
             "providers[0].auth.passthrough: not allowed for api gemini: an app's key is never sent to Google",
-            "providers[1].auth: set exactly one of apiKey, passthrough: true or google, not several",
+            "providers[1].auth: set exactly one of apiKey, passthrough: true, aws: {} or google: {}, not several",
         ]
     );
     let errors = google_errors(|s| s.providers[0].auth.google = Some(Default::default()));
@@ -591,6 +600,65 @@ fn google_credentials_and_passthrough_rules() {
     let errors = errors_after(|s| s.providers[0].base_url = String::new());
     assert_eq!(
         errors,
-        vec![r#"providers[0].baseUrl: "" is not a URL (empty string)"#]
+        vec!["providers[0].baseUrl: required for api openai"]
+    );
+}
+
+#[test]
+fn bedrock_needs_a_region_and_takes_aws_or_a_key() {
+    assert!(
+        bedrock_errors("{name: b, api: bedrock, region: us-east-1, auth: {aws: {}}}").is_empty()
+    );
+    assert!(bedrock_errors(
+        "{name: b, api: bedrock, region: eu-west-3, baseUrl: 'http://127.0.0.1:9', auth: {apiKey: {fromEnv: K}}}"
+    )
+    .is_empty());
+    assert_eq!(
+        bedrock_errors("{name: b, api: bedrock, auth: {aws: {}}}"),
+        ["providers[0].region: required for api bedrock (e.g. us-east-1); it is also the SigV4 signing region"]
+    );
+    assert_eq!(
+        bedrock_errors("{name: b, api: bedrock, region: 'us east', auth: {aws: {}}}"),
+        [r#"providers[0].region: "us east" is not an AWS region name like us-east-1"#]
+    );
+    assert_eq!(
+        bedrock_errors("{name: b, api: bedrock, region: us-east-1, auth: {passthrough: true}}"),
+        ["providers[0].auth.passthrough: not allowed for api bedrock: no app sends a Bedrock key; use aws: {} or apiKey"]
+    );
+    assert_eq!(
+        bedrock_errors(
+            "{name: b, api: bedrock, region: us-east-1, auth: {aws: {}, apiKey: {fromEnv: K}}}"
+        ),
+        ["providers[0].auth: set exactly one of apiKey, passthrough: true, aws: {} or google: {}, not several"]
+    );
+    assert_eq!(
+        bedrock_errors("{name: b, api: openai, region: us-east-1, auth: {aws: {}}}"),
+        [
+            "providers[0].baseUrl: required for api openai",
+            "providers[0].region: only allowed for api bedrock and vertex",
+            "providers[0].auth.aws: only allowed for api bedrock",
+        ]
+    );
+    assert_eq!(
+        bedrock_errors(
+            "{name: b, api: bedrock, region: us-east-1, auth: {aws: {}}, wires: [chat]}"
+        ),
+        ["providers[0].wires[0]: api bedrock cannot serve chat; it serves converse"]
+    );
+    let unknown = decode(
+        "providers:\n  - {name: b, api: bedrock, region: us-east-1, auth: {aws: {roleArn: x}}}\nroutes: [{model: m, targets: [{provider: b}]}]\n",
+    );
+    assert!(unknown.is_err(), "unknown fields under aws are errors");
+}
+
+#[test]
+fn bedrock_endpoint_defaults_to_the_regional_host() {
+    let spec = decode(
+        "providers:\n  - {name: b, api: bedrock, region: ap-northeast-1, auth: {aws: {}}}\nroutes: [{model: m, targets: [{provider: b}]}]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        spec.providers[0].effective_base_url(),
+        "https://bedrock-runtime.ap-northeast-1.amazonaws.com"
     );
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod egress_proxy;
+pub mod fake_aws;
 pub mod fake_kube;
 pub mod google;
 pub mod tls_mock;
