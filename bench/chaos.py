@@ -561,6 +561,13 @@ def summarize(sc, calls, sampler, settled, probes=0):
         out["returned_s"] = returned_after(sc, samples, calls)
     if sc.name == "brown-out":
         out["threshold_s"] = threshold_crossed(sc, samples)
+    if not sc.healthy_one and sc.sick == "b":
+        # Everything down: only calls made while a target was up can be judged. The
+        # recovery is posted to the mock at t2, so calls started within 100 ms of it may
+        # still have met the fault.
+        judged = [c for c in calls if c["t"] < sc.t1 or c["t"] >= sc.t2 + 0.1]
+        out["judged_calls"] = len(judged)
+        out["judged_failures"] = sum(1 for c in judged if not c["ok"])
     if sampler.proc:
         base = next((p for p in sampler.proc if p[0] >= sc.t1 - 1), sampler.proc[0])
         out["rss_kib"] = {"baseline": base[1], "peak": max(p[1] for p in sampler.proc),
@@ -607,6 +614,8 @@ def misses(results, scs, name="switchyard"):
             out.append(f"{sc.name}: success {r['success_rate']:.4%} < 99.9% ({r['errors']})")
         if r["amplification"] is not None and r["amplification"] > 1 + RETRY_BUDGET_RATIO:
             out.append(f"{sc.name}: amplification {r['amplification']:.3f} > {1 + RETRY_BUDGET_RATIO}")
+        if r.get("judged_failures", 0) > r.get("judged_calls", 0) * 0.001:
+            out.append(f"{sc.name}: {r['judged_failures']} of {r['judged_calls']} calls failed while a target was up")
         if sc.name == "reasoning":
             direct = results[sc.name].get("direct")
             if r["failures"]:

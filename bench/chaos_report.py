@@ -55,6 +55,13 @@ def table(results, scs, names):
         if crossed:
             lines += ["", "Rate rule (60 s window, 20%, 10 calls) crossed, counted from the calls the primary got: "
                       + "; ".join(f"{n} at {v:.2f} s" for n, v in crossed.items()) + "."]
+        judged = {name: results[sc.name][name] for name in names
+                  if "judged_calls" in results.get(sc.name, {}).get(name, {})}
+        if judged:
+            lines += ["", "Failures among calls made while a target was up (before the fault, or from "
+                      "100 ms after the backup recovered; a call in the outage cannot succeed, and one "
+                      "that fails fast is soon followed by another, so the counts above favour the slow): "
+                      + "; ".join(f"{n} {r['judged_failures']} of {r['judged_calls']:,}" for n, r in judged.items()) + "."]
         errors = {name: results[sc.name][name].get("errors") for name in names
                   if results.get(sc.name, {}).get(name, {}).get("errors")}
         if errors:

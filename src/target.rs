@@ -465,13 +465,16 @@ impl Admission {
                     .metrics
                     .baseline(baseline.ttft.mean(), baseline.per_token.mean());
             }
-            let permit = self.permit.take()?;
             let outcome = if failure {
                 CallOutcome::Failure { slow }
             } else {
                 CallOutcome::Success { slow }
             };
-            health.breaker.record(permit, outcome, now)
+            match self.permit.take() {
+                Some(permit) => health.breaker.record(permit, outcome, now),
+                // Admitted past the breaker as a route's last chance: its verdict is the trial.
+                None => health.breaker.record_last_chance(outcome, now),
+            }
         };
         self.state.observe(transition.as_ref());
         transition

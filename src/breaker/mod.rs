@@ -151,6 +151,28 @@ impl Breaker {
         }
     }
 
+    /// Record a last-chance call: one sent past the breaker because every target of its
+    /// route was excluded. It met the target for real, so it settles the trial as a probe
+    /// would: a success closes an open or half-open breaker (traffic returns at once when
+    /// the target is back, instead of after the open period and a trial), a failure or a
+    /// slow answer counts as a failed round and restarts the doubled open period (so the
+    /// next last chance goes to another excluded target first). A closed breaker (the
+    /// target was cooling down or shed) learns nothing: its window holds admitted calls.
+    pub fn record_last_chance(&mut self, outcome: CallOutcome, now: Instant) -> Option<Transition> {
+        if self.state == State::Closed {
+            return None;
+        }
+        if let CallOutcome::Success { slow: false } = outcome {
+            return Some(self.close(Reason::LastChanceSucceeded, now));
+        }
+        self.failed_rounds = self.failed_rounds.saturating_add(1);
+        if self.state == State::Open {
+            self.open_until = later(now, self.open_period());
+            return None;
+        }
+        Some(self.open(Reason::LastChanceFailed, now))
+    }
+
     /// Give back a permit whose call produced no verdict (client gone, target skipped): frees
     /// its half-open probe slot and records nothing.
     pub fn release(&mut self, permit: Permit) {

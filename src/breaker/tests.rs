@@ -413,3 +413,47 @@ fn with_active_probes_only_a_probe_makes_the_half_open_trial() {
     assert_eq!(closed.unwrap().to, State::Closed);
     assert!(b.try_acquire(later).0.is_ok());
 }
+
+#[test]
+fn a_last_chance_settles_the_trial_of_an_open_or_half_open_breaker() {
+    let t0 = Instant::now();
+    let config = BreakerConfig {
+        consecutive_failures: 1,
+        open_for: secs(10),
+        max_open_for: secs(300),
+        ..BreakerConfig::default()
+    };
+    let mut b = opened(config.clone(), t0);
+    let first_end = open_until(&b, t0);
+    // A failure while open: no transition, but a doubled open period from now.
+    assert_eq!(b.record_last_chance(FAIL, t0 + secs(1)), None);
+    assert_eq!(b.state(), State::Open);
+    assert!(open_until(&b, t0 + secs(1)) >= t0 + secs(1) + secs(16));
+    assert!(open_until(&b, t0 + secs(1)) > first_end);
+    // A slow success is not a recovery either.
+    assert_eq!(b.record_last_chance(SLOW_OK, t0 + secs(2)), None);
+    assert_eq!(b.state(), State::Open);
+    // A success closes it at once, with the open period reset.
+    let closed = b.record_last_chance(OK, t0 + secs(3)).expect("closes");
+    assert_eq!(
+        (closed.from, closed.to, closed.reason),
+        (State::Open, State::Closed, Reason::LastChanceSucceeded)
+    );
+    // Half-open: a failure reopens it.
+    let mut b = opened(config.clone(), t0);
+    let (permit, _) = b.try_acquire(t0 + secs(13));
+    let permit = permit.expect("half-open admits a probe");
+    assert_eq!(b.state(), State::HalfOpen);
+    let reopened = b.record_last_chance(FAIL, t0 + secs(13)).expect("reopens");
+    assert_eq!(
+        (reopened.from, reopened.to, reopened.reason),
+        (State::HalfOpen, State::Open, Reason::LastChanceFailed)
+    );
+    // The probe admitted before it is stale now.
+    assert_eq!(b.record(permit, OK, t0 + secs(14)), None);
+    assert_eq!(b.state(), State::Open);
+    // Closed: a last chance (the target was cooling down or shed) changes nothing.
+    let mut b = Breaker::with_seed(config, t0, 7);
+    assert_eq!(b.record_last_chance(FAIL, t0), None);
+    assert_eq!(b.snapshot(t0).calls, 0);
+}

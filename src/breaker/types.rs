@@ -121,6 +121,11 @@ pub enum Reason {
     Forced,
     /// Enough pods of the fleet report the target open (fleet-shared state).
     FleetHint,
+    /// A last-chance call (every target of its route was excluded) succeeded: the
+    /// target answered a real call, which settles the trial as a probe's success would.
+    LastChanceSucceeded,
+    /// A last-chance call failed or was slow.
+    LastChanceFailed,
 }
 
 /// A state change, returned so the caller can log it, metric it and add a span event.

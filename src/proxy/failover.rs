@@ -78,6 +78,7 @@ pub async fn serve(
         plan: plan::order(route, strategy, started),
         next: 0,
         candidates: Vec::new(),
+        tried: 0,
         config_skipped: false,
     };
     run.stick_to_holder();
@@ -94,7 +95,7 @@ pub async fn serve(
             return Ok(run.fail(ProxyError::DeadlineExceeded(timeout)));
         }
     }
-    if run.attempts == 0 {
+    if run.attempts == 0 || run.grant_last_chance() {
         return run.last_chance().await;
     }
     Ok(run.fail(run.all_failed()))
@@ -130,6 +131,9 @@ struct Run<'a> {
     next: usize,
     /// Targets this request could be sent to (for the last-chance attempt).
     candidates: Vec<usize>,
+    /// Bit `i` set: target `i` had an attempt (targets past the 64th count as tried, so
+    /// they are never a last chance after a failure). A mask, not a list: no allocation.
+    tried: u64,
     /// Whether a target was passed over for its configuration (no usable client): then
     /// no candidate is the sidecar's problem, not the request's.
     config_skipped: bool,
@@ -411,6 +415,7 @@ impl<'a> Run<'a> {
             spans::failover(&from.label(), &target.label(), outcome.label());
         }
         self.attempts += 1;
+        self.tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
         let body: &'a InboundBody = self.body;
         let model = target.model_for(&body.model);
         let request = AttemptRequest {
@@ -523,15 +528,31 @@ impl<'a> Run<'a> {
         self.last.as_ref().is_some_and(|(_, _, hit)| *hit) || Instant::now() >= self.deadline
     }
 
-    /// Every target was excluded: wait up to `maxWait` for the soonest to come back, or
-    /// try it once at once ignoring its breaker and cooldown; if that fails too, 503 with
-    /// when to come back.
+    fn untried(&self, index: usize) -> bool {
+        index < 64 && self.tried & (1 << index) == 0
+    }
+
+    /// After failed attempts, the targets left were all excluded (open, cooling down or
+    /// shed): one of them may still get a last chance, as a failover attempt (the retry
+    /// budget and `maxAttempts` bound it), rather than the app getting a failure while a
+    /// target that recovered waits out its open period.
+    fn grant_last_chance(&self) -> bool {
+        self.candidates.iter().any(|&i| self.untried(i))
+            && self.attempts < self.route().max_attempts
+            && !self.deadline_hit()
+            && self.policy.retry_budget.try_withdraw(Instant::now())
+    }
+
+    /// Every target left was excluded: wait up to `maxWait` for the soonest to come back,
+    /// or try it once at once ignoring its breaker and cooldown (the call is its breaker's
+    /// trial); if that fails too, 503 with when to come back.
     async fn last_chance(mut self) -> Result<Response<Body>, ProxyError> {
         let route = self.route();
         let now = Instant::now();
         let mut by_availability: Vec<_> = self
             .candidates
             .iter()
+            .filter(|&&i| self.untried(i))
             .map(|&i| (route.targets[i].state.available_at(now), i))
             .collect();
         by_availability.sort_by_key(|&(at, _)| at);

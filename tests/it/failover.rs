@@ -250,6 +250,74 @@ async fn all_targets_open_gives_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_target_back_from_an_outage_is_found_by_the_last_chance() {
+    // Everything down and open for 30 s; then the secondary recovers. Without the last
+    // chance settling the trial, every call would fail until an open period ended.
+    let (primary, secondary, sidecar) =
+        pair("circuitBreaker: {consecutiveFailures: 1, openFor: 30s}").await;
+    primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    secondary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
+    assert_eq!(sidecar.chat("gpt-4o").await.status, 502);
+    secondary.set_faults(faults(json!({})));
+    // The first last chance may meet the primary, still down: its open period restarts
+    // doubled, so the next goes to the secondary.
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        let reply = sidecar.chat("gpt-4o").await;
+        let ok = reply.status == 200;
+        replies.push((
+            reply.status.as_u16(),
+            reply.header("x-switchyard-provider").to_owned(),
+        ));
+        if ok {
+            break;
+        }
+    }
+    assert_eq!(
+        replies.last().map(|(s, p)| (*s, p.as_str())),
+        Some((200, "secondary")),
+        "{replies:?}"
+    );
+    let breakers = sidecar.breakers().await;
+    assert_eq!(breakers[1]["state"], "closed", "{breakers}");
+    // The walk admits it again: no forced call, one attempt.
+    let reply = sidecar.chat("gpt-4o").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-switchyard-attempts"), "1");
+    // The primary: the first walk, and the first last chance when it went there.
+    assert_eq!(primary.calls(), replies.len() as u64);
+}
+
+#[tokio::test]
+async fn after_a_failed_attempt_an_excluded_target_gets_the_last_chance() {
+    // Both open; both recover; the last chance closes one of them. That one fails next:
+    // the other, still open but healthy, is tried rather than the app getting a 502.
+    let (primary, secondary, sidecar) =
+        pair("circuitBreaker: {consecutiveFailures: 1, openFor: 30s}").await;
+    let down = || faults(json!({"errorRate": 1.0, "errorStatus": 503}));
+    primary.set_faults(down());
+    secondary.set_faults(down());
+    assert_eq!(sidecar.chat("gpt-4o").await.status, 502);
+    primary.set_faults(faults(json!({})));
+    secondary.set_faults(faults(json!({})));
+    let reply = sidecar.chat("gpt-4o").await;
+    assert_eq!(reply.status, 200);
+    let (closed, open) = match reply.header("x-switchyard-provider") {
+        "primary" => (&primary, &secondary),
+        _ => (&secondary, &primary),
+    };
+    closed.set_faults(down());
+    let (closed_before, open_before) = (closed.calls(), open.calls());
+    let reply = sidecar.chat("gpt-4o").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-switchyard-attempts"), "2");
+    assert_eq!(
+        (closed.calls() - closed_before, open.calls() - open_before),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
 async fn max_attempts_limits_the_walk() {
     let (primary, secondary, sidecar) = pair("").await;
     let policy = two_target_policy(&primary, &secondary, "").replace(
