@@ -9,11 +9,12 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::header::{HeaderMap, HeaderValue};
 use switchyard::breaker::Timing;
+use switchyard::operation::Operation;
 use switchyard::policy::load::decode_and_validate;
 use switchyard::policy::spec::{ApiKind, Strategy, Wire};
 use switchyard::proxy::inbound::InboundBody;
+use switchyard::proxy::outbound::build_request;
 use switchyard::proxy::plan;
-use switchyard::proxy::upstream::{build_request, Operation};
 use switchyard::shared::Shared;
 use tokio::time::Instant;
 

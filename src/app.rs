@@ -15,9 +15,9 @@ use crate::exit::BadConfig;
 use crate::fleet::{self, Fleet};
 use crate::probe::{self, Prober};
 use crate::provider::google::GoogleEnv;
-use crate::proxy::egress::Egress;
 use crate::shared::Shared;
 use crate::source::{self, SourceTask};
+use crate::upstream::egress::Egress;
 use crate::{admin, proxy, server};
 
 /// Flags of `switchyard run`.

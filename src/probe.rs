@@ -20,10 +20,11 @@ use tokio::time::{timeout, Instant, MissedTickBehavior};
 
 use crate::classify::{classify_response, Outcome};
 use crate::log_limit;
+use crate::operation::Operation;
 use crate::policy::spec::{ApiKind, Wire};
-use crate::policy::{Policy, Target};
 use crate::proxy::events::body_usage;
-use crate::proxy::upstream::{build_request, seal, Operation};
+use crate::proxy::outbound::{build_request, seal};
+use crate::routing::{Policy, Target};
 use crate::shared::Shared;
 
 /// How often the prober looks for due probes: a recovered target's trial starts within

@@ -9,11 +9,11 @@ use arc_swap::ArcSwapOption;
 
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::policy::spec::PolicySpec;
-use crate::policy::{CompileContext, Policy};
 use crate::provider::google::{GoogleCredentials, GoogleEnv};
-use crate::proxy::egress::Egress;
-use crate::proxy::upstream::Upstreams;
+use crate::routing::{CompileContext, Policy};
 use crate::target::Registry;
+use crate::upstream::egress::Egress;
+use crate::upstream::Upstreams;
 
 /// Everything the listeners and policy sources share.
 pub struct Shared {

@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::breaker::{
     Baseline, Breaker, BreakerConfig, CallOutcome, Permit, Snapshot, State, Timing, Transition,
@@ -20,7 +22,6 @@ use crate::breaker::{
 use crate::classify::FailReason;
 use crate::limits::Limits;
 use crate::metrics::{Metrics, TargetMetrics};
-use crate::telemetry::spans;
 
 mod held;
 
@@ -396,7 +397,7 @@ impl TargetState {
             to = t.to.as_str(),
             "circuit breaker transition"
         );
-        spans::breaker(
+        breaker_event(
             &format!("{}/{}", self.key.provider, self.key.model),
             t.from.as_str(),
             t.to.as_str(),
@@ -410,6 +411,23 @@ impl TargetState {
     /// The breaker's current state.
     pub fn state(&self) -> State {
         self.health().breaker.state()
+    }
+}
+
+/// Span event on the current span (the call's or the probe's): a breaker changed state
+/// (`switchyard.breaker`, docs/observability.md). Emitted here, where the transition
+/// happens, so live target state stays below telemetry.
+fn breaker_event(target: &str, from: &str, to: &str) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.add_event(
+            "switchyard.breaker",
+            vec![
+                KeyValue::new("target", target.to_owned()),
+                KeyValue::new("from", from.to_owned()),
+                KeyValue::new("to", to.to_owned()),
+            ],
+        );
     }
 }
 

@@ -5,10 +5,11 @@
 
 use switchyard::metrics::Metrics;
 use switchyard::policy::spec::PolicySpec;
-use switchyard::policy::{decode, decode_and_validate, CompileContext, Policy};
+use switchyard::policy::{decode, decode_and_validate};
 use switchyard::provider::google::{GoogleCredentials, GoogleEnv};
-use switchyard::proxy::upstream::Upstreams;
+use switchyard::routing::{CompileContext, Policy};
 use switchyard::target::Registry;
+use switchyard::upstream::Upstreams;
 
 /// Indents `text` under a YAML key as a block.
 fn nest(text: &str, indent: &str) -> String {

@@ -2,8 +2,8 @@
 //! (and the `response.failed` it writes when a stream is cut), and the Responses event
 //! classifier, over arbitrary upstream SSE bytes.
 
+use switchyard::event_kind::Usage;
 use switchyard::policy::spec::Wire;
-use switchyard::proxy::event_kind::Usage;
 use switchyard::proxy::{events, responses_events};
 use switchyard::translate::{ChatToResponsesStream, ResponsesTrail, StreamTranslator};
 

@@ -3,7 +3,7 @@
 
 use ring::digest::{digest, SHA256};
 
-use crate::policy::{Auth, Target};
+use crate::routing::{Auth, Target};
 
 /// Prefix of every key and channel, versioned so a changed layout never misreads an old one.
 const PREFIX: &str = "switchyard:v1";

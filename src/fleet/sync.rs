@@ -13,7 +13,7 @@ use tokio::time::{timeout, Instant};
 
 use super::{keys, quorum, POD_WINDOW, REDIS_TIMEOUT};
 use crate::breaker::State;
-use crate::policy::Policy;
+use crate::routing::Policy;
 use crate::shared::Shared;
 use crate::target::TargetState;
 

@@ -1,14 +1,13 @@
-//! The routing policy: wire types (`spec`), decoding of the three document shapes
-//! (`load`), validation with field paths (`validate`), and the compiled form the proxy
-//! reads on every request (`compile`).
+//! The routing policy as written: wire types (`spec`), decoding of the three document
+//! shapes (`load`), validation with field paths (`validate`) and target request
+//! adaptations (`request`). A leaf: the compiled form the proxy reads on every request
+//! is the `routing` module's, a layer above.
 
-mod compile;
 pub mod load;
 pub mod request;
 pub mod spec;
 pub mod validate;
 
-pub use compile::{Auth, CompileContext, Policy, Provider, Route, Target, Timeouts};
 pub use load::{
     decode, decode_and_validate, embedded_default, load_file, run_validate, PolicyError,
 };

@@ -23,21 +23,24 @@ use tokio::time::{timeout_at, Instant};
 use crate::body::{self, Body};
 use crate::breaker::Timing;
 use crate::classify::{bedrock, classify_response, FailReason, Outcome};
+use crate::event_kind::{EventKind, Usage};
 use crate::log_limit;
+use crate::operation::Operation;
 use crate::policy::spec::ApiKind;
 use crate::policy::spec::Wire;
-use crate::policy::{Policy, Route, Target};
 use crate::proxy::crossing::Crossing;
-use crate::proxy::events::{body_usage, inspect, EventKind, Usage};
+use crate::proxy::events::{body_usage, inspect};
 use crate::proxy::framing::Framer;
+use crate::proxy::outbound::{build_request, seal};
 use crate::proxy::responses_events;
 use crate::proxy::settle::Settle;
 use crate::proxy::stream::{emit, Committed, StreamBody};
 use crate::proxy::unreachable;
-use crate::proxy::upstream::{build_request, seal, Client, Operation};
 use crate::proxy::watch::Watch;
+use crate::routing::{Policy, Route, Target};
 use crate::target::Admission;
 use crate::telemetry::spans;
+use crate::upstream::Client;
 
 /// How long an attempt waits for a first AWS credential fetch still in flight.
 const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

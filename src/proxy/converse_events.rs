@@ -9,8 +9,8 @@
 
 use serde::Deserialize;
 
+use crate::event_kind::{finish_reason, EventKind, Usage};
 use crate::eventstream::FRAME_ERROR;
-use crate::proxy::event_kind::{finish_reason, EventKind, Usage};
 use crate::sse::Event;
 
 #[derive(Deserialize)]

@@ -8,10 +8,10 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::classify::bedrock;
+use crate::operation::Operation;
 use crate::policy::spec::{ApiKind, Wire};
-use crate::policy::Provider;
 use crate::proxy::gemini_crossing;
-use crate::proxy::upstream::Operation;
+use crate::routing::Provider;
 use crate::translate::{
     self, AnthropicToOpenaiStream, Chained, ChatToResponsesStream, ConverseToAnthropicStream,
     OpenaiToAnthropicStream, ResponsesTrail, StreamTranslator, Unsupported,

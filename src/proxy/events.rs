@@ -5,8 +5,8 @@
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use crate::event_kind::{finish_reason, EventKind, Usage};
 use crate::policy::spec::Wire;
-pub use crate::proxy::event_kind::{finish_reason, EventKind, Usage};
 use crate::proxy::{converse_events, gemini_events, responses_events};
 use crate::sse::Event;
 

@@ -19,19 +19,20 @@ use crate::error::ProxyError;
 use crate::hedge::{HedgeAfter, AUTO_WITHOUT_BASELINE};
 use crate::log_limit;
 use crate::metrics::HedgeOutcome;
+use crate::operation::Operation;
 use crate::policy::spec::{ApiKind, Strategy};
-use crate::policy::{Policy, Route};
 use crate::proxy::adapt;
 use crate::proxy::attempt::{self, Attempt, AttemptRequest};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::inbound::InboundBody;
 use crate::proxy::plan;
 use crate::proxy::race::{self, Leg};
-use crate::proxy::upstream::{Client, Operation};
+use crate::routing::{Policy, Route};
 use crate::shared::Shared;
 use crate::target::{Admission, Skip};
 use crate::telemetry::spans;
 use crate::translate::Unsupported;
+use crate::upstream::Client;
 use serde_json::Value;
 use tracing::Instrument as _;
 
@@ -682,8 +683,8 @@ pub fn dialect_of(operation: Option<Operation>, headers: &HeaderMap) -> ApiKind 
 
 /// Whether a target's credentials can sign a request now; a Bedrock target without any
 /// is a configuration problem, logged once per target (never with key material).
-fn credentials_usable(target: &crate::policy::Target) -> bool {
-    let crate::policy::Auth::Aws(credentials) = &target.provider.auth else {
+fn credentials_usable(target: &crate::routing::Target) -> bool {
+    let crate::routing::Auth::Aws(credentials) = &target.provider.auth else {
         return true;
     };
     match credentials.lookup(std::time::SystemTime::now()) {

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::proxy::event_kind::{EventKind, Usage};
+use crate::event_kind::{EventKind, Usage};
 use crate::sse::Event;
 
 #[derive(Deserialize)]

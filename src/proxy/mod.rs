@@ -6,22 +6,19 @@ pub mod adapt;
 pub mod attempt;
 pub mod converse_events;
 pub mod crossing;
-pub mod egress;
-pub mod event_kind;
 pub mod events;
 pub mod failover;
 pub mod framing;
 pub mod gemini_crossing;
 pub mod gemini_events;
 pub mod inbound;
+pub mod outbound;
 pub mod plan;
 pub mod race;
 pub mod responses_events;
 pub mod settle;
 pub mod stream;
-pub mod tls;
 pub mod unreachable;
-pub mod upstream;
 pub mod watch;
 
 use std::sync::Arc;
@@ -32,12 +29,12 @@ use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::error::{ErrorFormat, ProxyError};
+use crate::operation::Operation;
 use crate::policy::spec::ApiKind;
 use crate::shared::Shared;
 use crate::telemetry::spans;
 use inbound::InboundBody;
 use tracing::Instrument as _;
-use upstream::Operation;
 
 /// The error format of an API's SDKs. Exhaustive, so a new API says how its errors look.
 impl From<ApiKind> for ErrorFormat {

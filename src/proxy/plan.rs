@@ -5,7 +5,7 @@
 use tokio::time::Instant;
 
 use crate::policy::spec::Strategy;
-use crate::policy::{Route, Target};
+use crate::routing::{Route, Target};
 
 /// Indices into `route.targets` in the order to try them.
 pub fn order(route: &Route, strategy: Strategy, now: Instant) -> Vec<usize> {
@@ -75,9 +75,10 @@ fn price(target: &Target) -> f64 {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
-    use crate::policy::{decode_and_validate, CompileContext, Policy};
-    use crate::proxy::upstream::Upstreams;
+    use crate::policy::decode_and_validate;
+    use crate::routing::{CompileContext, Policy};
     use crate::target::Registry;
+    use crate::upstream::Upstreams;
 
     fn policy(targets: &str) -> Policy {
         let text = format!(

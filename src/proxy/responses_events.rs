@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::proxy::event_kind::{finish_reason, EventKind, Usage};
+use crate::event_kind::{finish_reason, EventKind, Usage};
 use crate::sse::Event;
 
 /// The error code a Responses stream reports a rate limit with.

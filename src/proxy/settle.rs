@@ -8,9 +8,9 @@ use tokio::time::Instant;
 
 use crate::breaker::Timing;
 use crate::classify::FailReason;
+use crate::event_kind::Usage;
 use crate::log_limit;
-use crate::policy::{Policy, Target};
-use crate::proxy::events::Usage;
+use crate::routing::{Policy, Target};
 use crate::target::Admission;
 use crate::telemetry::spans;
 

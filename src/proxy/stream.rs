@@ -21,8 +21,9 @@ use tokio::time::{Instant, Sleep};
 
 use crate::body::BoxError;
 use crate::classify::FailReason;
+use crate::event_kind::{EventKind, Usage};
 use crate::policy::spec::Wire;
-use crate::proxy::events::{inspect, EventKind, Usage};
+use crate::proxy::events::inspect;
 use crate::proxy::framing::Framer;
 use crate::proxy::settle::Settle;
 use crate::sse::{format_event, Event};

@@ -7,7 +7,7 @@ use hyper_util::client::legacy::Error as ClientError;
 
 use crate::classify::FailReason;
 use crate::classify::{next, TlsCause};
-use crate::policy::Target;
+use crate::routing::Target;
 use crate::telemetry::spans;
 
 /// Classifies a client error from hyper-util.

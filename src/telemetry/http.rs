@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use opentelemetry_http::{HttpClient, HttpError};
 use tokio::runtime::Handle;
 
-use crate::proxy::upstream::{self, Client};
+use crate::upstream::{self, Client};
 
 /// Responses from a collector are tiny; anything larger is not worth reading.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;

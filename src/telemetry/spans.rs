@@ -1,6 +1,7 @@
 //! The spans and span events of `docs/observability.md`: a SERVER span per inbound call,
 //! a CLIENT span per attempt, GenAI semantic-convention attributes, and W3C context in
-//! and out. Invariant: nothing here reads or records credentials, and prompt or
+//! and out (the `switchyard.breaker` event is `target.rs`'s, where a breaker changes
+//! state). Invariant: nothing here reads or records credentials, and prompt or
 //! completion text is recorded only when the policy's `telemetry.captureContent` is true.
 
 use http::HeaderMap;
@@ -14,10 +15,10 @@ use tracing::{Metadata, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::FilterFn;
 
+use crate::event_kind::Usage;
+use crate::operation::Operation;
 use crate::policy::spec::ApiKind;
-use crate::policy::Target;
-use crate::proxy::events::Usage;
-use crate::proxy::upstream::Operation;
+use crate::routing::Target;
 
 /// The OpenTelemetry layer sees this crate's spans only: logs stay logs.
 pub fn filter() -> FilterFn<fn(&Metadata<'_>) -> bool> {
@@ -268,18 +269,6 @@ pub fn skipped(target: &str, reason: &str) {
         vec![
             KeyValue::new("target", target.to_owned()),
             KeyValue::new("reason", reason.to_owned()),
-        ],
-    );
-}
-
-/// Span event on the current span: a breaker changed state.
-pub fn breaker(target: &str, from: &str, to: &str) {
-    event(
-        "switchyard.breaker",
-        vec![
-            KeyValue::new("target", target.to_owned()),
-            KeyValue::new("from", from.to_owned()),
-            KeyValue::new("to", to.to_owned()),
         ],
     );
 }

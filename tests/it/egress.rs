@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use switchyard::proxy::egress::Egress;
+use switchyard::upstream::egress::Egress;
 
 use crate::support::egress_proxy::{Behaviour, EgressProxy};
 use crate::support::tls_mock::{Ca, TlsMock};

@@ -1,5 +1,7 @@
-//! The compiled policy: what the proxy reads on every request. Built from a validated
-//! [`PolicySpec`] once per load; each request takes one `Arc<Policy>` snapshot and uses it
+//! The compiled policy: what the proxy reads on every request. A layer above the policy
+//! as written (`crate::policy`), live target state (`crate::target`) and the outbound
+//! client (`crate::upstream`), whose pools each provider gets its client from. Built from
+//! a validated [`PolicySpec`] once per load; each request takes one `Arc<Policy>` snapshot and uses it
 //! to the end, so a reload never changes a request mid-flight.
 
 use std::sync::Arc;
@@ -22,9 +24,9 @@ use crate::policy::spec::{
 use crate::provider::google::{
     self, CredentialError, Fetch, FetchFuture, GoogleAuth, GoogleCredentials,
 };
-use crate::proxy::tls::{TlsFileError, TlsMaterial};
-use crate::proxy::upstream::{Client, Upstreams};
 use crate::target::{Registry, TargetKey, TargetState};
+use crate::upstream::tls::{TlsFileError, TlsMaterial};
+use crate::upstream::{Client, Upstreams};
 
 const DEFAULT_CONNECT: Duration = Duration::from_secs(2);
 /// The longest a credential exchange (metadata server, token endpoint) may take.

@@ -1,6 +1,6 @@
 //! The verdict on one streamed event and the usage a stream reports: a leaf shared by
-//! the classifiers of each wire (`events.rs`, `responses_events.rs`), so they do not
-//! import each other.
+//! the classifiers of each wire (`proxy/events.rs`, `proxy/responses_events.rs`...), so
+//! they do not import each other, and by the spans that record usage (`telemetry`).
 
 /// The role of one event in a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
