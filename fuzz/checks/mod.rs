@@ -9,3 +9,4 @@ pub mod policy;
 pub mod responses_stream;
 pub mod sse_parser;
 pub mod stream_translators;
+pub mod vendor_streams;

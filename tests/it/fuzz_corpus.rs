@@ -58,3 +58,8 @@ fn inbound() {
 fn policy() {
     replay("policy", checks::policy::run);
 }
+
+#[test]
+fn vendor_streams() {
+    replay("vendor_streams", checks::vendor_streams::run);
+}
