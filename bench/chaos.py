@@ -49,10 +49,14 @@ def post(port, path, body=None):
 
 
 def mock_calls(port):
+    """Calls the mock got that an app call caused: its count less the sidecar's active
+    probes (which say so in their user-agent), so diversion, return and amplification
+    measure the app's traffic and not a half-open trial's."""
     try:
-        return json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/_mock/stats", timeout=5))["calls"]
+        stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/_mock/stats", timeout=5))
     except OSError:
         return None
+    return stats["calls"] - stats.get("probes", 0)
 
 
 class Scenario:
@@ -419,8 +423,8 @@ def fds(pid):
 
 def probe_calls(contender):
     """Active probes the sidecar sent so far (its `switchyard_probes_total`): upstream
-    calls no app call caused, one per target and interval at most, kept out of the
-    amplification and reported on their own. 0 for contenders without probes."""
+    calls no app call caused (the mocks count them apart, so they are not in the
+    amplification), reported on their own. 0 for contenders without probes."""
     admin = getattr(contender, "admin", None)
     if not admin or not isinstance(contender, Switchyard):
         return 0
@@ -481,7 +485,8 @@ def pct(values, p):
 def diverted_after(sc, samples, calls):
     """Seconds from the fault's start until the sick target stops getting traffic: the
     first sample from which, in every following 1 s window until the fault ends, it gets
-    at most 10% of the app calls started (+1 for a probe). None: it never stopped."""
+    at most 10% of the app calls started (+1 of slack; probes are not counted). None: it
+    never stopped."""
     idx = 1 if sc.sick == "p" else 2
     pts = [s for s in samples if sc.t1 <= s[0] <= sc.t2]
     starts = sorted(c["t"] for c in calls)
@@ -552,7 +557,7 @@ def summarize(sc, calls, sampler, settled, probes=0):
         "p50": pct([c["latency"] for c in calls if c["ok"]], 0.5),
         "p99": pct([c["latency"] for c in calls if c["ok"]], 0.99),
         "upstream_calls": upstream, "probe_calls": probes,
-        "amplification": (upstream - probes) / n if n else None,
+        "amplification": upstream / n if n else None,
         "errors": sorted({c["error"] for c in calls if c["error"]})[:5],
         "timeline": [[round(c["t"], 2), c["ok"]] for c in calls],
     }

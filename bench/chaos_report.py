@@ -142,7 +142,7 @@ def write(out, meta, results, scs, names, missed):
         " one that ended without an error but incomplete is a *truncated answer passed off as complete*.",
         "- Mocks: `switchyard mock` (primary `p`, backup `b`), normal 30 ms to headers, 8 deltas 15 ms apart;"
         " fault sets posted to `/_mock/faults` at the times given; amplification from their `/_mock/stats` counters"
-        " (probes included). Each contender meets each incident freshly started, in front of fresh mocks; contenders"
+        " (less switchyard's active probes, which the mocks count apart by their user-agent). Each contender meets each incident freshly started, in front of fresh mocks; contenders"
         " run one after another, except the soak, which runs them all at once (each with its own mocks).",
         "- *Sick target dropped after*: from the fault's start until, in every following second of the fault, the sick"
         " target gets at most 10% of the app calls (+1). *Traffic back after*: from the fault's end until, over a second,"

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{header, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -35,6 +35,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// A probe's own time limit when the target has neither a first-byte timeout nor a
 /// baseline to bound it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Every probe says what it is, so a provider's logs (and the mock's `probes` count) can
+/// tell synthetic calls from the app's.
+const USER_AGENT: &str = concat!("switchyard-probe/", env!("CARGO_PKG_VERSION"));
 /// A probe answer larger than this is not what a one-token call returns.
 const MAX_PROBE_BODY: usize = 1 << 20;
 
@@ -83,11 +86,11 @@ fn start_due(policy: &Arc<Policy>) {
 }
 
 /// Probes one target: once when it is idle, and again while its half-open trial needs
-/// more successful probes.
+/// more successful probes (one after another: a sick target meets one probe at a time).
 async fn probe(policy: Arc<Policy>, route: usize, index: usize) {
     let target = &policy.routes[route].targets[index];
     let state = &target.state;
-    for _ in 0..=state.half_open_calls() {
+    for _ in 0..=state.trial_calls() {
         let Ok(admission) = state.admit_probe(Instant::now()) else {
             break;
         };
@@ -134,15 +137,11 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
     if provider.auth.ready().await.is_err() {
         return Outcome::Failure(crate::classify::FailReason::Credentials);
     }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     let (Ok(client), Ok(request)) = (
         &provider.client,
-        build_request(
-            provider,
-            (operation, wire),
-            (model, false),
-            &HeaderMap::new(),
-            body,
-        ),
+        build_request(provider, (operation, wire), (model, false), &headers, body),
     ) else {
         // No client: unusable TLS files, already logged when the policy compiled.
         return Outcome::Failure(crate::classify::FailReason::InvalidResponse);

@@ -217,9 +217,9 @@ impl TargetState {
         self.probing.store(false, Ordering::Release);
     }
 
-    /// Probes a half-open round needs.
-    pub fn half_open_calls(&self) -> u32 {
-        self.health().breaker.config().half_open_calls.max(1)
+    /// Successful probes the breaker's half-open trial asks for.
+    pub fn trial_calls(&self) -> u32 {
+        self.health().breaker.trial_calls()
     }
 
     /// Whether the breaker waits for a probe to make its half-open trial.

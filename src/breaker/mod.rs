@@ -1,8 +1,9 @@
 //! Per-target circuit breaker: a pure state machine fed with classified call outcomes.
 //!
 //! Invariants: no I/O, no locks, no clock of its own (every method takes `now`); a half-open
-//! round never has more than `half_open_calls` probes admitted; results of calls admitted
-//! before the latest transition never cause a transition.
+//! round never has more than `half_open_calls` probes in flight nor more than its trial
+//! length admitted; results of calls admitted before the latest transition never cause a
+//! transition.
 
 mod baseline;
 mod types;
@@ -17,6 +18,17 @@ use window::Window;
 /// Retry hint while every probe of a half-open round is out: a probe slot frees only when one
 /// returns, which the breaker cannot know in advance, so callers look again this much later.
 pub const HALF_OPEN_RETRY: Duration = Duration::from_secs(1);
+
+/// The most a target that is still as sick as when its failure or slow rate tripped the
+/// breaker may pass its trial: a trial after a rate trip asks for as many successes in a
+/// row as make that this unlikely. Three probes pass a 30% brown-out one round in three,
+/// and with a short open period that closed a browned-out target every few seconds
+/// (bench/CHAOS.md); twenty pass it once in a thousand rounds, and a recovered target
+/// passes them as fast as three.
+const TRIAL_FALSE_PASS: f64 = 0.001;
+/// The longest trial, reached at rates near the threshold (31 calls at 20%): a recovered
+/// target's return must not wait on more calls than this.
+const MAX_TRIAL_CALLS: u32 = 32;
 
 /// Admission of one call; hand it back to `record` or `release` exactly once.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +59,9 @@ pub struct Breaker {
     failed_rounds: u32,
     probes_admitted: u32,
     probes_succeeded: u32,
+    /// Successes the current trial asks for, set when the breaker opens (see
+    /// [`TRIAL_FALSE_PASS`]); never fewer than `half_open_calls`.
+    trial: u32,
     rng: fastrand::Rng,
 }
 
@@ -73,6 +88,7 @@ impl Breaker {
             failed_rounds: 0,
             probes_admitted: 0,
             probes_succeeded: 0,
+            trial: 0,
             rng,
         }
     }
@@ -106,7 +122,7 @@ impl Breaker {
         }
         let permit = match self.state {
             State::Closed => Ok(self.permit(false)),
-            State::HalfOpen if self.probes_admitted < self.config.probes() => {
+            State::HalfOpen if self.trial_slot_free() => {
                 self.probes_admitted += 1;
                 Ok(self.permit(true))
             }
@@ -144,7 +160,7 @@ impl Breaker {
                     return Some(self.open(Reason::ProbeFailed, now));
                 }
                 self.probes_succeeded += 1;
-                (self.probes_succeeded >= self.config.probes())
+                (self.probes_succeeded >= self.trial_calls())
                     .then(|| self.close(Reason::ProbesSucceeded, now))
             }
             State::HalfOpen | State::Open => None,
@@ -184,8 +200,10 @@ impl Breaker {
     /// Open until exactly `until` (no jitter), e.g. for a failover drill. Already open: only
     /// the end of the period moves.
     pub fn force_open(&mut self, until: Instant, now: Instant) -> Option<Transition> {
-        let transition =
-            (self.state != State::Open).then(|| self.enter(State::Open, Reason::Forced));
+        let transition = (self.state != State::Open).then(|| {
+            self.trial = 0;
+            self.enter(State::Open, Reason::Forced)
+        });
         self.open_until = until.max(now);
         transition
     }
@@ -210,9 +228,17 @@ impl Breaker {
         match self.state {
             State::Closed => now,
             State::Open => self.open_until.max(now),
-            State::HalfOpen if self.probes_admitted < self.config.probes() => now,
+            State::HalfOpen if self.trial_slot_free() => now,
             State::HalfOpen => later(now, HALF_OPEN_RETRY),
         }
+    }
+
+    /// Successes in a row the current (or next) half-open trial asks for: `half_open_calls`
+    /// after a failure streak, a forced open or a fleet hint; after a rate trip, enough
+    /// that the target as it tripped would pass at most once in a thousand rounds (20 at a
+    /// 30% failure rate, up to 32). A failed trial keeps the length of the one it repeats.
+    pub fn trial_calls(&self) -> u32 {
+        self.trial.max(self.config.probes())
     }
 
     /// Current state.
@@ -254,6 +280,13 @@ impl Breaker {
         }
     }
 
+    /// Whether a half-open round may admit another probe: fewer than `half_open_calls` out
+    /// at once, and no more admitted than the trial still needs.
+    fn trial_slot_free(&self) -> bool {
+        let in_flight = self.probes_admitted.saturating_sub(self.probes_succeeded);
+        in_flight < self.config.probes() && self.probes_admitted < self.trial_calls()
+    }
+
     fn trip_reason(&self, now: Instant) -> Option<Reason> {
         let limit = self.config.consecutive_failures;
         if limit > 0 && self.consecutive >= limit {
@@ -280,6 +313,18 @@ impl Breaker {
     }
 
     fn open(&mut self, reason: Reason, now: Instant) -> Transition {
+        self.trial = match reason {
+            Reason::FailureRate => trial_for(self.window.counts(now).failure_rate()),
+            Reason::SlowRate => trial_for(self.window.counts(now).slow_rate()),
+            // The repeat of a failed trial is as long as the trial it repeats.
+            Reason::ProbeFailed | Reason::LastChanceFailed => self.trial,
+            Reason::ConsecutiveFailures
+            | Reason::FleetHint
+            | Reason::Forced
+            | Reason::OpenElapsed
+            | Reason::ProbesSucceeded
+            | Reason::LastChanceSucceeded => 0,
+        };
         self.consecutive = 0;
         self.open_until = later(now, self.open_period());
         self.enter(State::Open, reason)
@@ -290,11 +335,12 @@ impl Breaker {
         self.enter(State::Closed, reason)
     }
 
-    /// A fresh window starting at `now`, no failure streak, base open period.
+    /// A fresh window starting at `now`, no failure streak, base open period and trial.
     fn reset_closed(&mut self, now: Instant) {
         self.window = Window::new(self.config.window, now);
         self.consecutive = 0;
         self.failed_rounds = 0;
+        self.trial = 0;
     }
 
     /// `open_for` doubled per failed round, capped at `max_open_for`, then jittered by a
@@ -308,6 +354,22 @@ impl Breaker {
             .min(self.config.max_open_for);
         let jitter = 0.8 + 0.4 * self.rng.f64();
         base.mul_f64(jitter).min(self.config.max_open_for)
+    }
+}
+
+/// Successes in a row that a target failing (or slow) at `rate` passes with probability at
+/// most [`TRIAL_FALSE_PASS`], capped at [`MAX_TRIAL_CALLS`]; 0 (the configured trial) for
+/// a target that failed everything, which any success tells apart.
+fn trial_for(rate: f64) -> u32 {
+    if !(rate > 0.0 && rate < 1.0) {
+        return 0;
+    }
+    let calls = (TRIAL_FALSE_PASS.ln() / (1.0 - rate).ln()).ceil();
+    if calls >= f64::from(MAX_TRIAL_CALLS) {
+        MAX_TRIAL_CALLS
+    } else {
+        // In (0, MAX_TRIAL_CALLS): the conversion is exact.
+        calls as u32
     }
 }
 

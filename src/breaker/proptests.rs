@@ -89,7 +89,8 @@ fn check_transition(b: &Breaker, model: &mut Model, t: Transition, now: Instant)
 
 fn check_invariants(b: &Breaker, permits: &[Permit], model: &Model, now: Instant) {
     let probes = b.config().probes();
-    assert!(b.probes_admitted <= probes);
+    assert!(b.probes_admitted <= b.trial_calls());
+    assert!(b.trial_calls() >= probes && b.trial_calls() <= MAX_TRIAL_CALLS);
     if b.state == State::HalfOpen {
         let out = permits
             .iter()

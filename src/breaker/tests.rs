@@ -457,3 +457,91 @@ fn a_last_chance_settles_the_trial_of_an_open_or_half_open_breaker() {
     assert_eq!(b.record_last_chance(FAIL, t0), None);
     assert_eq!(b.snapshot(t0).calls, 0);
 }
+
+/// A breaker opened by its failure-rate rule at `t0`: `failures` of `calls`, spread so no
+/// streak trips first.
+fn opened_by_rate(calls: u32, failures: u32, t0: Instant) -> Breaker {
+    let mut b = Breaker::with_seed(BreakerConfig::default(), t0, 7);
+    let mut transition = None;
+    for n in 0..calls {
+        let failed = (n + 1) * failures / calls > n * failures / calls;
+        transition = call(&mut b, if failed { FAIL } else { OK }, t0);
+    }
+    let t = transition.expect("the last call trips the rate rule");
+    assert_eq!((t.to, t.reason), (State::Open, Reason::FailureRate));
+    b
+}
+
+#[test]
+fn a_rate_trip_asks_a_trial_a_target_that_sick_would_fail() {
+    let t0 = Instant::now();
+    let mut b = opened_by_rate(10, 3, t0);
+    assert_eq!(b.trial_calls(), 20, "0.7^20 < 0.001 <= 0.7^19");
+    let now = open_until(&b, t0);
+    // No more than `halfOpenCalls` out at once, however long the trial.
+    let first: Vec<_> = (0..3)
+        .map(|_| b.try_acquire(now).0.expect("probe"))
+        .collect();
+    assert_eq!(b.available_at(now), now + HALF_OPEN_RETRY);
+    for permit in first {
+        assert_eq!(b.record(permit, OK, now), None);
+    }
+    for _ in 3..19 {
+        assert_eq!(call(&mut b, OK, now), None, "still on trial");
+    }
+    let t = call(&mut b, OK, now).expect("the twentieth success closes");
+    assert_eq!((t.to, t.reason), (State::Closed, Reason::ProbesSucceeded));
+    assert_eq!(
+        b.trial_calls(),
+        3,
+        "closed: the next trip sets its own trial"
+    );
+}
+
+#[test]
+fn a_failed_trial_is_repeated_at_its_length_and_a_streak_trip_asks_the_configured_one() {
+    let t0 = Instant::now();
+    let mut b = opened_by_rate(10, 5, t0);
+    assert_eq!(b.trial_calls(), 10, "0.5^10 < 0.001 <= 0.5^9");
+    let now = open_until(&b, t0);
+    for _ in 0..9 {
+        call(&mut b, OK, now);
+    }
+    let t = call(&mut b, FAIL, now).expect("one failure ends the trial");
+    assert_eq!((t.to, t.reason), (State::Open, Reason::ProbeFailed));
+    assert_eq!(b.trial_calls(), 10);
+    let now = open_until(&b, now);
+    for _ in 0..9 {
+        assert_eq!(call(&mut b, OK, now), None);
+    }
+    assert_eq!(call(&mut b, OK, now).map(|t| t.to), Some(State::Closed));
+    let b = opened(BreakerConfig::default(), now);
+    assert_eq!(
+        b.trial_calls(),
+        3,
+        "a failure streak: any success tells it apart"
+    );
+}
+
+#[test]
+fn trial_length_bounds_a_false_pass_at_every_rate_up_to_its_cap() {
+    for percent in 1..100 {
+        let rate = f64::from(percent) / 100.0;
+        let calls = trial_for(rate);
+        let pass = (1.0 - rate).powi(i32::try_from(calls).expect("small"));
+        assert!(
+            calls == MAX_TRIAL_CALLS || pass <= TRIAL_FALSE_PASS,
+            "{rate}: {calls} calls pass {pass}"
+        );
+        assert!(calls <= MAX_TRIAL_CALLS);
+        if calls > 1 && calls < MAX_TRIAL_CALLS {
+            let shorter = (1.0 - rate).powi(i32::try_from(calls - 1).expect("small"));
+            assert!(
+                shorter > TRIAL_FALSE_PASS,
+                "{rate}: {calls} is not the fewest"
+            );
+        }
+    }
+    assert_eq!((trial_for(0.0), trial_for(1.0)), (0, 0));
+    assert_eq!(trial_for(0.2), 31);
+}

@@ -20,6 +20,10 @@ pub const RECENT: usize = 50;
 pub struct Stats {
     /// Provider calls received since start or the last reset (control calls excluded).
     pub calls: u64,
+    /// Of `calls`, the sidecar's active probes (a `user-agent` of `switchyard-probe/…`), so
+    /// a bench can tell the app's traffic to a target from the synthetic calls.
+    #[serde(default)]
+    pub probes: u64,
     /// Calls per request path.
     pub paths: BTreeMap<String, u64>,
     /// The last calls, oldest first.
@@ -63,6 +67,7 @@ struct Received {
 
 #[derive(Default)]
 struct Log {
+    probes: u64,
     paths: HashMap<String, u64>,
     recent: VecDeque<Received>,
 }
@@ -88,6 +93,10 @@ impl Recorder {
     ) {
         {
             let mut log = self.lock();
+            let probe = headers
+                .get(http::header::USER_AGENT)
+                .is_some_and(|ua| ua.as_bytes().starts_with(b"switchyard-probe/"));
+            log.probes += u64::from(probe);
             match log.paths.get_mut(uri.path()) {
                 Some(count) => *count += 1,
                 None => {
@@ -166,6 +175,7 @@ impl Recorder {
         let log = self.lock();
         Stats {
             calls: self.calls(),
+            probes: log.probes,
             paths: log.paths.iter().map(|(p, c)| (p.clone(), *c)).collect(),
             recent: log.recent.iter().map(Received::to_record).collect(),
             open_connections: self.open_connections(),

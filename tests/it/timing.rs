@@ -386,19 +386,25 @@ fn breaker_of<'a>(breakers: &'a serde_json::Value, provider: &str) -> &'a serde_
         .unwrap()
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_probe_not_an_app_call_is_the_half_open_trial() {
-    let extra = "circuitBreaker: {consecutiveFailures: 2, openFor: 5s, halfOpenCalls: 3}";
+/// The usual two mocks and routes, the primary probed (hourly when idle, so only trials
+/// probe it); `extra` at the top.
+async fn setup_probed(extra: &str) -> (MockServer, MockServer, Sidecar) {
     let route = "targets: [{provider: primary, model: gpt-4o, probe: {interval: 1h}}, {provider: secondary, model: gpt-4o-mini}]";
     provider_key_env();
     let primary = MockServer::start("primary").await.unwrap();
     let secondary = MockServer::start("secondary").await.unwrap();
-    // The usual two targets, the primary probed.
     let policy = policy(&primary, &secondary, "", extra).replace(
         "targets: [{provider: primary, model: gpt-4o}, {provider: secondary, model: gpt-4o-mini}]",
         route,
     );
     let sidecar = Sidecar::start(&policy).await;
+    (primary, secondary, sidecar)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_not_an_app_call_is_the_half_open_trial() {
+    let extra = "circuitBreaker: {consecutiveFailures: 2, openFor: 5s, halfOpenCalls: 3}";
+    let (primary, _secondary, sidecar) = setup_probed(extra).await;
     primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
     for _ in 0..2 {
         assert_eq!(
@@ -425,8 +431,10 @@ async fn a_probe_not_an_app_call_is_the_half_open_trial() {
         );
         tokio::time::sleep(ms(250)).await;
     }
-    // Between the open breaker and the first app call, the primary saw only the probes.
+    // Between the open breaker and the first app call, the primary saw only the probes,
+    // each saying what it is.
     assert_eq!(primary.calls(), before + 3 + 1);
+    assert_eq!(primary.stats().probes, 3);
     let metrics = sidecar.metrics().await;
     assert!(
         metrics.contains(
@@ -442,17 +450,54 @@ async fn a_probe_not_an_app_call_is_the_half_open_trial() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_browned_out_primary_stays_diverted_until_a_trial_it_could_not_pass_passes() {
+    // A short open period, so the trial comes round every second or two, as in the chaos
+    // bench; a streak rule that never fires, so only the rate rule trips.
+    let extra = "circuitBreaker: {consecutiveFailures: 100, openFor: 1s, maxOpenFor: 2s}";
+    let (primary, _secondary, sidecar) = setup_probed(extra).await;
+    // A brown-out: 3 calls in 10 fail, never more than 3 successes in a row.
+    primary.set_faults(faults(json!({"errorRate": 0.3, "errorStatus": 503})));
+    for _ in 0..10 {
+        assert_eq!(chat_call(&sidecar).await.status, 200);
+    }
+    assert_eq!(
+        breaker_of(&sidecar.breakers().await, "primary")["state"],
+        "open",
+        "3 failures in 10 calls trip the rate rule"
+    );
+    // Thirty seconds of trials: three probes in a row pass often, twenty never.
+    let app_calls = |mock: &MockServer| {
+        let stats = mock.stats();
+        stats.calls - stats.probes
+    };
+    let diverted = app_calls(&primary);
+    for _ in 0..120 {
+        let reply = chat_call(&sidecar).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-switchyard-provider"), "secondary");
+        tokio::time::sleep(ms(250)).await;
+    }
+    assert_eq!(
+        app_calls(&primary),
+        diverted,
+        "no app call met the brown-out"
+    );
+    let probes = primary.stats().probes;
+    assert!(probes >= 15, "the trials ran: {probes} probes");
+    // The brown-out ends: the next trial's twenty probes pass and traffic returns.
+    primary.set_faults(Faults::default());
+    let start = Instant::now();
+    while chat_call(&sidecar).await.header("x-switchyard-provider") != "primary" {
+        assert!(start.elapsed() < secs(5), "traffic never came back");
+        tokio::time::sleep(ms(250)).await;
+    }
+    assert!(primary.stats().probes >= probes + 20);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_probe_answered_200_with_a_cut_body_keeps_the_breaker_open() {
     let extra = "circuitBreaker: {consecutiveFailures: 2, openFor: 1s, maxOpenFor: 1s}";
-    let route = "targets: [{provider: primary, model: gpt-4o, probe: {interval: 1h}}, {provider: secondary, model: gpt-4o-mini}]";
-    provider_key_env();
-    let primary = MockServer::start("primary").await.unwrap();
-    let secondary = MockServer::start("secondary").await.unwrap();
-    let policy = policy(&primary, &secondary, "", extra).replace(
-        "targets: [{provider: primary, model: gpt-4o}, {provider: secondary, model: gpt-4o-mini}]",
-        route,
-    );
-    let sidecar = Sidecar::start(&policy).await;
+    let (primary, _secondary, sidecar) = setup_probed(extra).await;
     primary.set_faults(faults(json!({"errorRate": 1.0, "errorStatus": 503})));
     for _ in 0..2 {
         chat_call(&sidecar).await;
