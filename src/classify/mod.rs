@@ -53,7 +53,10 @@ impl Outcome {
     pub fn describe(&self) -> String {
         match self {
             Outcome::Failure(FailReason::Tls(cause)) => format!("{} ({cause})", self.label()),
-            _ => self.label().to_owned(),
+            Outcome::Success
+            | Outcome::Failure(_)
+            | Outcome::Throttled { .. }
+            | Outcome::ClientError(_) => self.label().to_owned(),
         }
     }
 }

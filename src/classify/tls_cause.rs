@@ -41,6 +41,10 @@ pub enum TlsCause {
 
 impl TlsCause {
     /// Classifies a rustls error.
+    #[allow(
+        clippy::wildcard_enum_match_arm,
+        reason = "rustls' error enums are non_exhaustive: the rest is a generic cause"
+    )]
     pub fn of(error: &rustls::Error) -> TlsCause {
         match error {
             rustls::Error::InvalidCertificate(cert) => match cert {

@@ -109,6 +109,10 @@ fn stamp(cert: &Path, key: &Path) -> Stamp {
     })
 }
 
+#[allow(
+    clippy::wildcard_enum_match_arm,
+    reason = "rustls_pemfile::Item is non_exhaustive: anything but a private key is skipped"
+)]
 fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
     let read = |path: &Path| {
         fs::read(path).map_err(|source| TlsError::Read {

@@ -283,7 +283,9 @@ async fn answer_error(
                 .error_body(parts.status, &parts.headers, error_body);
             Attempt::Answered(passback(status, &parts.headers, body))
         }
-        other => fail(admission, other, req.stream, started),
+        other @ (Outcome::Failure(_) | Outcome::Throttled { .. }) => {
+            fail(admission, other, req.stream, started)
+        }
     }
 }
 

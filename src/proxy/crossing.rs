@@ -158,7 +158,12 @@ impl Crossing {
     ) -> Result<Bytes, Unsupported> {
         match self {
             Crossing::Native => Ok(native()),
-            _ => self
+            Crossing::OpenaiToAnthropic { .. }
+            | Crossing::AnthropicToOpenai
+            | Crossing::ResponsesToChat
+            | Crossing::ResponsesToAnthropic
+            | Crossing::Gemini { .. }
+            | Crossing::ToConverse { .. } => self
                 .request_value(request, target_model, max_tokens)
                 .map(|value| Bytes::from(value.to_string())),
         }

@@ -44,20 +44,21 @@ pub fn report(target: &Target, reason: FailReason, err: &ClientError, span: &tra
     if !unreachable || !target.state.first_connect_problem(reason) {
         return;
     }
-    match reason {
-        FailReason::Tls(cause) => tracing::error!(
+    if let FailReason::Tls(cause) = reason {
+        tracing::error!(
             target = %target.label(),
             reason = reason.as_str(),
             %cause,
             error = %detail,
             "TLS handshake with the provider failed (check providers[].tls and the base URL); fails over"
-        ),
-        _ => tracing::warn!(
+        );
+    } else {
+        tracing::warn!(
             target = %target.label(),
             reason = reason.as_str(),
             error = %detail,
             "cannot connect to the provider (or its egress proxy); fails over"
-        ),
+        );
     }
 }
 

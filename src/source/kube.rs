@@ -237,7 +237,9 @@ impl KubeSource {
 fn policy_document(resource: &ApiResource, object: &DynamicObject) -> Value {
     let mut doc = match &object.data {
         Value::Object(body) => body.clone(),
-        _ => serde_json::Map::new(),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Array(_) => {
+            serde_json::Map::new()
+        }
     };
     doc.insert("apiVersion".into(), json!(resource.api_version));
     doc.insert("kind".into(), json!(resource.kind));

@@ -421,7 +421,7 @@ fn convert_tool_choice(choice: &Value) -> Result<Value, Unsupported> {
             Some(name) => json!({ "mode": "ANY", "allowedFunctionNames": [name] }),
             None => return Err(Unsupported::new("tool_choice names no function")),
         },
-        _ => {
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_) => {
             return Err(Unsupported::new(
                 "tool_choice must be a string or an object",
             ))

@@ -50,7 +50,11 @@ fn convert(node: &Value, root: &Value, depth: usize) -> Result<Value, Unsupporte
         Value::Object(obj) => obj,
         // `true` accepts anything: an unconstrained schema.
         Value::Bool(true) => return Ok(json!({})),
-        _ => return Err(Unsupported::new("a tool schema that is not an object")),
+        Value::Null
+        | Value::Bool(false)
+        | Value::Number(_)
+        | Value::String(_)
+        | Value::Array(_) => return Err(Unsupported::new("a tool schema that is not an object")),
     };
     if let Some(reference) = obj.get("$ref").and_then(Value::as_str) {
         let target = resolve(reference, root)

@@ -136,7 +136,9 @@ fn input_item(item: &Value, messages: &mut Vec<Value>) -> Result<(), Unsupported
             let output = match &item["output"] {
                 Value::String(s) => s.clone(),
                 Value::Array(parts) => texts(parts)?,
-                _ => return Err(Unsupported::new("function_call_output has no output")),
+                Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_) => {
+                    return Err(Unsupported::new("function_call_output has no output"))
+                }
             };
             messages
                 .push(json!({"role": "tool", "tool_call_id": item["call_id"], "content": output}));
@@ -157,7 +159,9 @@ fn message(item: &Value) -> Result<Value, Unsupported> {
         Value::String(s) => json!(s),
         Value::Array(parts) if role == "assistant" => json!(texts(parts)?),
         Value::Array(parts) => Value::Array(parts.iter().map(user_part).collect::<Result<_, _>>()?),
-        _ => return Err(Unsupported::new("a message without content")),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_) => {
+            return Err(Unsupported::new("a message without content"))
+        }
     };
     Ok(json!({"role": role, "content": content}))
 }
@@ -214,10 +218,12 @@ fn tool(tool: &Value) -> Result<Value, Unsupported> {
 fn tool_choice(choice: &Value) -> Result<Value, Unsupported> {
     match choice {
         Value::String(_) => Ok(choice.clone()),
-        _ if choice["type"] == "function" => {
+        Value::Object(_) if choice["type"] == "function" => {
             Ok(json!({"type": "function", "function": {"name": choice["name"]}}))
         }
-        _ => Err(Unsupported::new(format!("tool_choice {choice}"))),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => {
+            Err(Unsupported::new(format!("tool_choice {choice}")))
+        }
     }
 }
 
