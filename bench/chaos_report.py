@@ -171,8 +171,9 @@ def write(out, meta, results, scs, names, missed):
 
 
 def merge(paths, out):
-    """Joins runs made apart (the incidents and the soak, each its own chaos.py process)
-    into one chaos.json and report; the first run's meta leads, the others' are kept."""
+    """Joins runs made apart (the incidents and the soak, each its own chaos.py process;
+    an incident rerun after a fix) into one chaos.json and report; the first run's meta
+    leads, the others' are kept."""
     import json
     from types import SimpleNamespace
 
@@ -180,12 +181,16 @@ def merge(paths, out):
     meta = dict(runs[0]["meta"], parts=[r["meta"] for r in runs])
     meta["finished"] = max(r["meta"]["finished"] for r in runs)
     meta["loadavg_end"] = runs[-1]["meta"]["loadavg_end"]
-    results, scs, missed, names = {}, [], [], []
+    results, by_name, missed, names = {}, {}, [], []
     for r in runs:
+        # A later run's incident replaces an earlier run's of the same name (a rerun of
+        # one incident after a fix), results, misses and all.
+        fresh = {s["name"] for s in r["scenarios"]}
+        missed = [m for m in missed if m.split(":", 1)[0] not in fresh] + r["misses"]
         results.update(r["results"])
-        scs += [SimpleNamespace(**s) for s in r["scenarios"]]
-        missed += r["misses"]
+        by_name.update((s["name"], SimpleNamespace(**s)) for s in r["scenarios"])
         names += [n for n in r["meta"]["contenders"] if n not in names]
+    scs = list(by_name.values())
     with open(os.path.join(out, "chaos.json"), "w") as f:
         json.dump({"meta": meta, "results": results, "misses": missed,
                    "scenarios": [vars(s) for s in scs]}, f, indent=1)
