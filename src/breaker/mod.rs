@@ -59,8 +59,8 @@ pub struct Breaker {
     failed_rounds: u32,
     probes_admitted: u32,
     probes_succeeded: u32,
-    /// Successes the current trial asks for, set when the breaker opens (see
-    /// [`TRIAL_FALSE_PASS`]); never fewer than `half_open_calls`.
+    /// The trial's length, set when the breaker opens (see [`TRIAL_FALSE_PASS`]);
+    /// `trial_calls` never asks fewer than `half_open_calls`, so 0 means exactly that.
     trial: u32,
     rng: fastrand::Rng,
 }
