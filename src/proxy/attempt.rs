@@ -9,7 +9,6 @@
 //! (no life for far longer than its own worst normal) once it has a baseline. Any event
 //! of a stream (pings, comments, role chunks, reasoning) is life.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,18 +22,18 @@ use tokio::time::{timeout_at, Instant};
 use crate::body::{self, Body};
 use crate::breaker::Timing;
 use crate::classify::{bedrock, classify_response, FailReason, Outcome};
-use crate::event_kind::{EventKind, Usage};
 use crate::log_limit;
 use crate::operation::Operation;
 use crate::policy::spec::ApiKind;
 use crate::policy::spec::Wire;
 use crate::proxy::crossing::Crossing;
-use crate::proxy::events::{body_usage, inspect};
+use crate::proxy::events::body_usage;
 use crate::proxy::framing::Framer;
 use crate::proxy::outbound::{build_request, seal};
 use crate::proxy::responses_events;
 use crate::proxy::settle::Settle;
-use crate::proxy::stream::{emit, Committed, StreamBody};
+use crate::proxy::stream::StreamBody;
+use crate::proxy::stream_machine::{Refusal, Step, StreamMachine};
 use crate::proxy::unreachable;
 use crate::proxy::watch::Watch;
 use crate::routing::{Policy, Route, Target};
@@ -147,7 +146,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
                 {
                     tracing::error!(target = %target.label(), %error, suppressed, "request not signed: this target is skipped (reason config) until AWS credentials are available");
                 }
-                spans::skipped(&target.label(), "config");
+                spans::skipped(span, &target.label(), "config");
                 admission.release();
                 return Attempt::Failed {
                     outcome: Outcome::ClientError(StatusCode::UNAUTHORIZED),
@@ -301,14 +300,10 @@ async fn stream_until_commit(
 ) -> Attempt {
     let provider = &req.target().provider;
     let upstream_wire = req.crossing.upstream_wire(req.operation);
-    let mut parser = Framer::new(upstream_wire);
-    let mut held = VecDeque::new();
-    let mut translator = req
+    let translator = req
         .crossing
         .stream_translator(req.operation.wire(), req.requested_model);
-    let mut usage = Usage::default();
-    // A Responses stream names its stored response first: remembered for continuations.
-    let mut id_seen = upstream_wire != Wire::Responses;
+    let mut machine = StreamMachine::new((upstream_wire, req.operation.wire()), translator);
     let mut last_life = Instant::now();
     let failure = loop {
         let (wake, limit) = watch.next(last_life, false);
@@ -321,57 +316,24 @@ async fn stream_until_commit(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        parser.push(&data);
-        let mut commit = None;
-        while let Some(event) = parser.next_event() {
-            match inspect(upstream_wire, &event, &mut usage) {
-                EventKind::Lifecycle => {
-                    if !id_seen {
-                        if let Some(id) = responses_events::created_id(&event) {
-                            req.target().state.held.remember(&id);
-                            id_seen = true;
-                        }
-                    }
-                    emit(&mut translator, event, &mut held);
-                }
-                EventKind::Error => {
-                    commit = Some(Err(Outcome::Failure(FailReason::StreamError)));
-                    break;
-                }
-                EventKind::Throttled => {
-                    // An in-band rate limit says nothing of how long: the default rest.
-                    commit = Some(Err(Outcome::Throttled {
-                        cooldown: req.policy.cooldowns.default,
-                        quota_exhausted: false,
-                    }));
-                    break;
-                }
-                kind @ (EventKind::Content | EventKind::End) => {
-                    emit(&mut translator, event, &mut held);
-                    if kind == EventKind::End {
-                        commit = Some(Ok(true));
-                        break;
-                    }
-                    commit = commit.or(Some(Ok(false)));
+        let step = machine.push(&data);
+        if let Some(id) = machine.take_created_id() {
+            req.target().state.held.remember(&id);
+        }
+        match step {
+            Step::Holding => continue,
+            Step::Refused(Refusal::Error) => break Outcome::Failure(FailReason::StreamError),
+            // An in-band rate limit says nothing of how long: the default rest.
+            Step::Refused(Refusal::Throttled) => {
+                break Outcome::Throttled {
+                    cooldown: req.policy.cooldowns.default,
+                    quota_exhausted: false,
                 }
             }
-        }
-        match commit {
-            None => continue,
-            Some(Err(outcome)) => break outcome,
-            Some(Ok(ended)) => {
+            Step::Flowing | Step::Ended | Step::Broken => {
                 settle.first_byte = started.elapsed();
-                let committed = Committed {
-                    upstream,
-                    parser,
-                    ready: held,
-                    usage,
-                    ended,
-                    translator,
-                };
                 let body = StreamBody::new(
-                    committed,
-                    (upstream_wire, req.operation.wire()),
+                    (upstream, machine, step),
                     provider.timeouts.idle,
                     req.app_deadline,
                     settle,

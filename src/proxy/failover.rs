@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderValue};
+use http::header::HeaderMap;
 use http::Response;
 use tokio::time::Instant;
 
@@ -18,13 +18,13 @@ use crate::classify::{FailReason, Outcome};
 use crate::error::ProxyError;
 use crate::hedge::{HedgeAfter, AUTO_WITHOUT_BASELINE};
 use crate::log_limit;
-use crate::metrics::HedgeOutcome;
 use crate::operation::Operation;
 use crate::policy::spec::{ApiKind, Strategy};
 use crate::proxy::adapt;
 use crate::proxy::attempt::{self, Attempt, AttemptRequest};
 use crate::proxy::crossing::Crossing;
 use crate::proxy::inbound::InboundBody;
+use crate::proxy::observe::{Answer, LoopEvent, Observer, Passed};
 use crate::proxy::plan;
 use crate::proxy::race::{self, Leg};
 use crate::routing::{Policy, Route};
@@ -64,6 +64,7 @@ pub async fn serve(
 
     let mut run = Run {
         ctx,
+        observer: Observer::new(route, policy.capture_content),
         policy: &policy,
         route: route_index,
         operation,
@@ -109,6 +110,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// State of one request's walk along its plan.
 struct Run<'a> {
     ctx: &'a Shared,
+    observer: Observer<'a>,
     policy: &'a Arc<Policy>,
     route: usize,
     operation: Operation,
@@ -171,18 +173,13 @@ impl<'a> Run<'a> {
     /// Counts a request the sidecar failed and answers it in the app's format, still
     /// saying which route it took and how many targets were tried.
     fn fail(&self, error: ProxyError) -> Response<Body> {
-        let route = self.route();
-        route.metrics.request(error.reason());
-        if let Some(suppressed) =
-            log_limit::admit(&format!("failed {} {}", route.model, error.reason()))
-        {
-            tracing::warn!(route = %route.model, reason = error.reason(), error = %error, suppressed, "request failed");
-        }
-        let mut response = error.into_response(self.operation.dialect());
-        let headers = response.headers_mut();
-        set(headers, "x-switchyard-route", &route.model);
-        headers.insert("x-switchyard-attempts", HeaderValue::from(self.attempts));
-        response
+        let answer = Answer {
+            route: self.route(),
+            attempts: self.attempts,
+            served: None,
+        };
+        self.observer
+            .failed(&answer, error, self.operation.dialect())
     }
 
     fn parsed(&self) -> Option<&Value> {
@@ -220,16 +217,19 @@ impl<'a> Run<'a> {
         if let Some(holder) =
             (0..route.targets.len()).find(|&i| route.targets[i].state.held.holds(previous))
         {
-            tracing::debug!(route = %route.model, target = %route.targets[holder].label(), previous_response_id = previous, "continuing a stored response on the target that holds it");
+            self.observer.report(LoopEvent::Pinned {
+                target: &route.targets[holder],
+                previous,
+            });
             self.plan = vec![holder];
         }
     }
 
-    fn skip_unsupported(&self, index: usize, unsupported: &Unsupported) {
-        let route = self.route();
-        let label = route.targets[index].label();
-        tracing::debug!(route = %route.model, target = %label, reason = %unsupported, "skipping target: unsupported");
-        spans::skipped(&label, "unsupported");
+    fn skip(&self, index: usize, why: Passed<'_>) {
+        self.observer.report(LoopEvent::Skipped {
+            target: &self.route().targets[index],
+            why,
+        });
     }
 
     /// The body for a target, or why this request cannot be sent to it.
@@ -277,16 +277,12 @@ impl<'a> Run<'a> {
             // A provider whose TLS files are unusable has no client: skipped (logged once,
             // when the policy compiled), and never the last-chance target either.
             let Ok(client) = &target.provider.client else {
-                let label = target.label();
-                tracing::debug!(route = %route.model, target = %label, reason = "config", "skipping target");
-                spans::skipped(&label, "config");
+                self.skip(index, Passed::NoClient);
                 self.config_skipped = true;
                 continue;
             };
             if !credentials_usable(target) {
-                let label = target.label();
-                tracing::debug!(route = %route.model, target = %label, reason = "config", "skipping target: no AWS credentials");
-                spans::skipped(&label, "config");
+                self.skip(index, Passed::NoCredentials);
                 continue;
             }
             // The cheap checks first: the body (a copy, or a translation) is only built
@@ -294,7 +290,7 @@ impl<'a> Run<'a> {
             let crossing = match self.crossing(index) {
                 Ok(crossing) => crossing,
                 Err(unsupported) => {
-                    self.skip_unsupported(index, &unsupported);
+                    self.skip(index, Passed::Unsupported(&unsupported));
                     continue;
                 }
             };
@@ -322,9 +318,7 @@ impl<'a> Run<'a> {
             let admission = match admitted {
                 Ok(admission) => admission,
                 Err(skip) => {
-                    let label = target.label();
-                    tracing::debug!(route = %route.model, target = %label, reason = skip.as_str(), "skipping target");
-                    spans::skipped(&label, skip.as_str());
+                    self.skip(index, Passed::Excluded(skip));
                     continue;
                 }
             };
@@ -332,7 +326,7 @@ impl<'a> Run<'a> {
                 Ok(prepared) => prepared,
                 Err(unsupported) => {
                     // Dropping the admission releases it without a verdict.
-                    self.skip_unsupported(index, &unsupported);
+                    self.skip(index, Passed::Unsupported(&unsupported));
                     continue;
                 }
             };
@@ -340,9 +334,7 @@ impl<'a> Run<'a> {
                 && self.attempts > 0
                 && !self.policy.retry_budget.try_withdraw(Instant::now())
             {
-                if let Some(suppressed) = log_limit::admit(&format!("budget {}", route.model)) {
-                    tracing::warn!(route = %route.model, suppressed, "retry budget spent: no further failover for this request");
-                }
+                self.observer.report(LoopEvent::BudgetSpent);
                 return Next::Exhausted;
             }
             return Next::Attempt(Candidate {
@@ -381,8 +373,7 @@ impl<'a> Run<'a> {
         };
         let now = Instant::now();
         if !hedge.try_take(now) || !self.policy.retry_budget.try_withdraw(now) {
-            route.metrics.hedge(HedgeOutcome::Denied);
-            tracing::debug!(route = %route.model, "hedge denied by maxRatio or the retry budget");
+            self.observer.report(LoopEvent::HedgeDenied);
             self.next = resume;
             return None;
         }
@@ -403,17 +394,12 @@ impl<'a> Run<'a> {
         } = candidate;
         let route = self.route();
         let target = &route.targets[index];
-        if let Some((from_index, outcome, _)) = &self.last {
-            route.metrics.failover(*from_index, index, outcome.label());
-            let from = &route.targets[*from_index];
-            tracing::info!(
-                route = %route.model,
-                from = %from.label(),
-                to = %target.label(),
-                reason = outcome.label(),
-                "failing over"
-            );
-            spans::failover(&from.label(), &target.label(), outcome.label());
+        if let Some((from, outcome, _)) = &self.last {
+            self.observer.report(LoopEvent::Failover {
+                from: (*from, &route.targets[*from]),
+                to: (index, target),
+                outcome,
+            });
         }
         self.attempts += 1;
         self.tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
@@ -436,7 +422,10 @@ impl<'a> Run<'a> {
             app_deadline: self.app_deadline,
         };
         let span = spans::attempt(target, self.operation, model, &route.model, self.attempts);
-        spans::prompt(&span, self.policy.capture_content, &request.body);
+        self.observer.report(LoopEvent::Started {
+            span: &span,
+            body: &request.body,
+        });
         let attempt_span = span.clone();
         let future = async move {
             attempt::run(&request, admission, &attempt_span)
@@ -473,19 +462,15 @@ impl<'a> Run<'a> {
             };
             answer = self.conclude(index, &span, attempt);
             if answer.is_some() && raced.hedged {
-                let outcome = match leg {
-                    Leg::First => HedgeOutcome::Lost,
-                    Leg::Hedge => HedgeOutcome::Won,
-                };
-                self.route().metrics.hedge(outcome);
-                spans::hedge_winner(&span, true);
                 let loser = match leg {
                     Leg::First => hedge_leg.as_ref().map(|(_, span)| span),
                     Leg::Hedge => Some(&first_span),
                 };
-                if let Some(loser) = loser {
-                    spans::hedge_winner(loser, false);
-                }
+                self.observer.report(LoopEvent::HedgeWon {
+                    leg,
+                    winner: &span,
+                    loser,
+                });
             }
         }
         answer
@@ -502,23 +487,23 @@ impl<'a> Run<'a> {
         let target = &route.targets[index];
         match attempt {
             Attempt::Answered(mut response) => {
-                let headers = response.headers_mut();
-                set(headers, "x-switchyard-route", &route.model);
-                set(headers, "x-switchyard-provider", &target.provider.name);
-                set(
-                    headers,
-                    "x-switchyard-model",
-                    target.model_for(&self.body.model),
-                );
-                headers.insert("x-switchyard-attempts", HeaderValue::from(self.attempts));
+                let answer = Answer {
+                    route,
+                    attempts: self.attempts,
+                    served: Some((target, target.model_for(&self.body.model))),
+                };
+                self.observer.answered(&answer, &mut response);
                 Some(response)
             }
             Attempt::Failed {
                 outcome,
                 deadline_hit,
             } => {
-                spans::failed(span, outcome.label());
-                tracing::debug!(route = %route.model, target = %target.label(), outcome = outcome.label(), "attempt failed");
+                self.observer.report(LoopEvent::Failed {
+                    target,
+                    span,
+                    outcome: &outcome,
+                });
                 self.last = Some((index, outcome, deadline_hit));
                 None
             }
@@ -591,7 +576,7 @@ impl<'a> Run<'a> {
         };
         let target = &route.targets[index];
         let admission = if at > now && at <= now + route.max_wait && at < self.deadline {
-            tracing::debug!(route = %route.model, target = %target.label(), "every target excluded: waiting for the soonest (maxWait)");
+            self.observer.report(LoopEvent::Waiting { target });
             tokio::time::sleep_until(at).await;
             target
                 .state
@@ -661,12 +646,6 @@ impl Drop for Run<'_> {
     fn drop(&mut self) {
         let overhead = self.started.elapsed().saturating_sub(self.upstream);
         self.ctx.metrics.overhead.observe(overhead.as_secs_f64());
-    }
-}
-
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name, value);
     }
 }
 

@@ -12,12 +12,14 @@ pub mod framing;
 pub mod gemini_crossing;
 pub mod gemini_events;
 pub mod inbound;
+pub mod observe;
 pub mod outbound;
 pub mod plan;
 pub mod race;
 pub mod responses_events;
 pub mod settle;
 pub mod stream;
+pub mod stream_machine;
 pub mod unreachable;
 pub mod watch;
 
@@ -67,8 +69,13 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             let result = call(&shared, operation, request)
                 .instrument(span.clone())
                 .await;
-            let response = result.unwrap_or_else(|error| error.into_response(dialect));
-            spans::answered(&span, response.status(), response.headers());
+            // The failover loop records its own answer on the span; an error before it
+            // (an unknown model, a body too large) is recorded here.
+            let response = result.unwrap_or_else(|error| {
+                spans::failed(&span, error.reason());
+                error.into_response(dialect)
+            });
+            spans::status(&span, response.status());
             return response;
         }
         None if request.method() == Method::GET && request.uri().path() == "/v1/models" => {

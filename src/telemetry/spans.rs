@@ -61,27 +61,15 @@ pub fn requested(span: &Span, operation: Operation, model: &str) {
     span.record("gen_ai.request.model", model);
 }
 
-/// Records how the call ended, from the response the app gets.
-pub fn answered(span: &Span, status: http::StatusCode, headers: &HeaderMap) {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    span.record("http.response.status_code", int(status.as_u16()));
-    if let Some(route) = header("x-switchyard-route") {
-        span.record("switchyard.route", route);
-    }
-    if let Some(provider) = header("x-switchyard-provider") {
+/// Records which route the call took, who answered it (provider, model) if anyone did,
+/// and after how many attempts.
+pub fn routed(span: &Span, route: &str, served: Option<(&str, &str)>, attempts: usize) {
+    span.record("switchyard.route", route);
+    if let Some((provider, model)) = served {
         span.record("switchyard.provider", provider);
-    }
-    if let Some(model) = header("x-switchyard-model") {
         span.record("gen_ai.response.model", model);
     }
-    if let Some(attempts) = header("x-switchyard-attempts").and_then(|a| a.parse::<u64>().ok()) {
-        span.record("switchyard.attempts", int(attempts));
-    }
-    if let Some(reason) = header("x-switchyard-error") {
-        failed(span, reason);
-    } else if status.is_server_error() {
-        failed(span, status.as_str());
-    }
+    span.record("switchyard.attempts", int(attempts));
 }
 
 /// The CLIENT span of one attempt, named `{operation} {target model}`.
@@ -251,8 +239,9 @@ pub fn completion(span: &Span, capture: bool, body: &[u8]) {
 }
 
 /// Span event on the call: moving from a failed target to the next.
-pub fn failover(from: &str, to: &str, reason: &str) {
+pub fn failover(span: &Span, from: &str, to: &str, reason: &str) {
     event(
+        span,
         "switchyard.failover",
         vec![
             KeyValue::new("from", from.to_owned()),
@@ -262,9 +251,10 @@ pub fn failover(from: &str, to: &str, reason: &str) {
     );
 }
 
-/// Span event on the call: a target passed over without an attempt.
-pub fn skipped(target: &str, reason: &str) {
+/// Span event: a target passed over without an attempt.
+pub fn skipped(span: &Span, target: &str, reason: &str) {
     event(
+        span,
         "switchyard.skipped",
         vec![
             KeyValue::new("target", target.to_owned()),
@@ -273,8 +263,7 @@ pub fn skipped(target: &str, reason: &str) {
     );
 }
 
-fn event(name: &'static str, attributes: Vec<KeyValue>) {
-    let span = Span::current();
+fn event(span: &Span, name: &'static str, attributes: Vec<KeyValue>) {
     if !span.is_disabled() {
         span.add_event(name, attributes);
     }
