@@ -1,5 +1,5 @@
 //! The verdict on one streamed event and the usage a stream reports: a leaf shared by
-//! the classifiers of each wire (`proxy/events.rs`, `proxy/responses_events.rs`...), so
+//! the classifiers of each wire (`wire/chat.rs`, `wire/responses.rs`...), so
 //! they do not import each other, and by the spans that record usage (`telemetry`).
 
 /// The role of one event in a stream.

@@ -44,3 +44,4 @@ pub mod target;
 pub mod telemetry;
 pub mod translate;
 pub mod upstream;
+pub mod wire;

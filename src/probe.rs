@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Limited};
-use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
@@ -22,10 +21,10 @@ use crate::classify::{classify_response, Outcome};
 use crate::log_limit;
 use crate::operation::Operation;
 use crate::policy::spec::{ApiKind, Wire};
-use crate::proxy::events::body_usage;
 use crate::proxy::outbound::{build_request, seal};
 use crate::routing::{Policy, Target};
 use crate::shared::Shared;
+use crate::wire::body_usage;
 
 /// How often the prober looks for due probes: a recovered target's trial starts within
 /// this of its open period ending, so it bounds how soon traffic returns (bench/CHAOS.md:
@@ -204,30 +203,6 @@ fn answered(
 
 /// The smallest call each API answers: one user word, one output token.
 fn synthetic(api: ApiKind, model: &str) -> (Operation, Wire, Bytes) {
-    let messages = json!([{"role": "user", "content": "ping"}]);
-    let (operation, wire, body) = match api {
-        ApiKind::Anthropic => (
-            Operation::Messages,
-            Wire::Messages,
-            json!({"model": model, "max_tokens": 1, "messages": messages}),
-        ),
-        ApiKind::Openai | ApiKind::AzureOpenai => (
-            Operation::Chat,
-            Wire::Chat,
-            json!({"model": model, "max_completion_tokens": 1, "messages": messages}),
-        ),
-        ApiKind::Gemini | ApiKind::Vertex => (
-            Operation::Chat,
-            Wire::GenerateContent,
-            json!({"contents": [{"role": "user", "parts": [{"text": "ping"}]}], "generationConfig": {"maxOutputTokens": 1}}),
-        ),
-        // The model is in the path.
-        ApiKind::Bedrock => (
-            Operation::Chat,
-            Wire::Converse,
-            json!({"messages": [{"role": "user", "content": [{"text": "ping"}]}],
-                   "inferenceConfig": {"maxTokens": 1}}),
-        ),
-    };
+    let (operation, wire, body) = (crate::provider::of(api).probe)(model);
     (operation, wire, Bytes::from(body.to_string()))
 }

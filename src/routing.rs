@@ -21,6 +21,7 @@ use crate::policy::request::RequestSpec;
 use crate::policy::spec::{
     ApiKind, BreakerSpec, DurationStr, KeySource, PolicySpec, PriceSpec, Strategy, Wire,
 };
+use crate::provider;
 use crate::provider::google::{
     self, CredentialError, Fetch, FetchFuture, GoogleAuth, GoogleCredentials,
 };
@@ -121,13 +122,7 @@ impl Auth {
         inbound: &HeaderMap,
         out: &mut HeaderMap,
     ) {
-        let header_name = match api {
-            // A Bedrock API key is a bearer token.
-            ApiKind::Openai | ApiKind::Bedrock => AUTHORIZATION,
-            ApiKind::Anthropic => HeaderName::from_static("x-api-key"),
-            ApiKind::AzureOpenai => HeaderName::from_static("api-key"),
-            ApiKind::Gemini | ApiKind::Vertex => HeaderName::from_static("x-goog-api-key"),
-        };
+        let header_name = HeaderName::from_static(provider::of(api).key_header.0);
         match self {
             Auth::Key(value) => {
                 out.insert(header_name, value.clone());
@@ -570,11 +565,11 @@ fn key_header(api: ApiKind, key: &str) -> Option<HeaderValue> {
     if key.is_empty() {
         return None;
     }
-    let mut value = match api {
-        ApiKind::Openai | ApiKind::Bedrock => HeaderValue::from_str(&format!("Bearer {key}")),
-        ApiKind::Anthropic | ApiKind::AzureOpenai | ApiKind::Gemini | ApiKind::Vertex => {
-            HeaderValue::from_str(key)
-        }
+    let bearer = provider::of(api).key_header.1;
+    let mut value = if bearer {
+        HeaderValue::from_str(&format!("Bearer {key}"))
+    } else {
+        HeaderValue::from_str(key)
     }
     .ok()?;
     value.set_sensitive(true);

@@ -4,12 +4,12 @@
 
 use serde_json::Value;
 use switchyard::policy::spec::Wire;
-use switchyard::proxy::events::body_usage;
 use switchyard::translate::{
     anthropic_to_openai_request, anthropic_to_openai_response, chat_to_responses_response,
     embeddings_to_anthropic, error_to_anthropic, error_to_openai, openai_to_anthropic_request,
     openai_to_anthropic_response, responses_to_chat_request,
 };
+use switchyard::wire::body_usage;
 
 fn object(v: &Value) {
     assert!(v.is_object(), "{v}");

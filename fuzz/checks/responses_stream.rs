@@ -4,8 +4,8 @@
 
 use switchyard::event_kind::Usage;
 use switchyard::policy::spec::Wire;
-use switchyard::proxy::{events, responses_events};
 use switchyard::translate::{ChatToResponsesStream, ResponsesTrail, StreamTranslator};
+use switchyard::wire::{self, responses};
 
 use super::stream_translators::{
     check_responses, events as frame, openai_could_end, responses_type, translate,
@@ -58,15 +58,15 @@ pub fn run(data: &[u8]) {
     // The classifiers take anything.
     let mut usage = Usage::default();
     for ev in &upstream {
-        responses_events::inspect(ev, &mut usage);
+        responses::classify(ev, &mut usage);
         for wire in [
             Wire::Chat,
             Wire::Messages,
             Wire::Responses,
             Wire::Embeddings,
         ] {
-            events::inspect(wire, ev, &mut Usage::default());
+            wire::inspect(wire, ev, &mut Usage::default());
         }
     }
-    responses_events::body_usage(stream);
+    responses::body_usage(stream);
 }

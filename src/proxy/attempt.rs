@@ -21,16 +21,12 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::body::{self, Body};
 use crate::breaker::Timing;
-use crate::classify::{bedrock, classify_response, FailReason, Outcome};
+use crate::classify::{classify_response, FailReason, Outcome};
 use crate::log_limit;
 use crate::operation::Operation;
-use crate::policy::spec::ApiKind;
 use crate::policy::spec::Wire;
 use crate::proxy::crossing::Crossing;
-use crate::proxy::events::body_usage;
-use crate::proxy::framing::Framer;
 use crate::proxy::outbound::{build_request, seal};
-use crate::proxy::responses_events;
 use crate::proxy::settle::Settle;
 use crate::proxy::stream::StreamBody;
 use crate::proxy::stream_machine::{Refusal, Step, StreamMachine};
@@ -40,6 +36,9 @@ use crate::routing::{Policy, Route, Target};
 use crate::target::Admission;
 use crate::telemetry::spans;
 use crate::upstream::Client;
+use crate::wire::body_usage;
+use crate::wire::responses;
+use crate::wire::Framer;
 
 /// How long an attempt waits for a first AWS credential fetch still in flight.
 const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -207,7 +206,7 @@ pub async fn run(req: &AttemptRequest<'_>, admission: Admission, span: &tracing:
             spans::completion(span, req.policy.capture_content, &bytes);
             let usage = body_usage(upstream_wire, &bytes);
             if upstream_wire == Wire::Responses {
-                if let Some(id) = responses_events::body_id(&bytes) {
+                if let Some(id) = responses::body_id(&bytes) {
                     target.state.held.remember(&id);
                 }
             }
@@ -237,16 +236,13 @@ async fn answer_error(
     let error_body = read_all(body, watch.after_first_byte())
         .await
         .unwrap_or_default();
-    let by_name = match provider.api {
-        ApiKind::Bedrock => bedrock::error_name(&parts.headers, &error_body)
-            .and_then(|name| bedrock::outcome(&name, parts.status, req.policy.cooldowns)),
-        // Google's signals (RetryInfo) are read by `classify_response` itself.
-        ApiKind::Openai
-        | ApiKind::Anthropic
-        | ApiKind::AzureOpenai
-        | ApiKind::Gemini
-        | ApiKind::Vertex => None,
-    };
+    // Google's signals (RetryInfo) are read by `classify_response` itself.
+    let by_name = (crate::provider::of(provider.api).error_outcome)(
+        &parts.headers,
+        &error_body,
+        parts.status,
+        req.policy.cooldowns,
+    );
     let outcome = by_name.unwrap_or_else(|| {
         classify_response(
             parts.status,

@@ -15,11 +15,11 @@ use tokio::time::Instant;
 
 use crate::body::Body;
 use crate::classify::{FailReason, Outcome};
-use crate::error::ProxyError;
+use crate::error::{ErrorFormat, ProxyError};
 use crate::hedge::{HedgeAfter, AUTO_WITHOUT_BASELINE};
 use crate::log_limit;
 use crate::operation::Operation;
-use crate::policy::spec::{ApiKind, Strategy};
+use crate::policy::spec::Strategy;
 use crate::proxy::adapt;
 use crate::proxy::attempt::{self, Attempt, AttemptRequest};
 use crate::proxy::crossing::Crossing;
@@ -33,6 +33,7 @@ use crate::target::{Admission, Skip};
 use crate::telemetry::spans;
 use crate::translate::Unsupported;
 use crate::upstream::Client;
+use crate::wire;
 use serde_json::Value;
 use tracing::Instrument as _;
 
@@ -179,7 +180,7 @@ impl<'a> Run<'a> {
             served: None,
         };
         self.observer
-            .failed(&answer, error, self.operation.dialect())
+            .failed(&answer, error, wire::of(self.operation.wire()).error_format)
     }
 
     fn parsed(&self) -> Option<&Value> {
@@ -649,14 +650,16 @@ impl Drop for Run<'_> {
     }
 }
 
-/// The dialect of a call, for the sidecar's own errors.
-pub fn dialect_of(operation: Option<Operation>, headers: &HeaderMap) -> ApiKind {
+/// The format of the sidecar's own errors to a call: its protocol's, or for a path no
+/// protocol serves, the one its headers suggest (an Anthropic SDK sends `x-api-key` or
+/// `anthropic-version`).
+pub fn error_format(operation: Option<Operation>, headers: &HeaderMap) -> ErrorFormat {
     match operation {
-        Some(op) => op.dialect(),
+        Some(op) => wire::of(op.wire()).error_format,
         None if headers.contains_key("x-api-key") || headers.contains_key("anthropic-version") => {
-            ApiKind::Anthropic
+            ErrorFormat::Anthropic
         }
-        None => ApiKind::Openai,
+        None => ErrorFormat::OpenAi,
     }
 }
 

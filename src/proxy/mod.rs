@@ -4,19 +4,14 @@
 
 pub mod adapt;
 pub mod attempt;
-pub mod converse_events;
 pub mod crossing;
-pub mod events;
 pub mod failover;
-pub mod framing;
 pub mod gemini_crossing;
-pub mod gemini_events;
 pub mod inbound;
 pub mod observe;
 pub mod outbound;
 pub mod plan;
 pub mod race;
-pub mod responses_events;
 pub mod settle;
 pub mod stream;
 pub mod stream_machine;
@@ -30,27 +25,12 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::body::{self, Body};
-use crate::error::{ErrorFormat, ProxyError};
+use crate::error::ProxyError;
 use crate::operation::Operation;
-use crate::policy::spec::ApiKind;
 use crate::shared::Shared;
 use crate::telemetry::spans;
 use inbound::InboundBody;
 use tracing::Instrument as _;
-
-/// The error format of an API's SDKs. Exhaustive, so a new API says how its errors look.
-impl From<ApiKind> for ErrorFormat {
-    fn from(api: ApiKind) -> Self {
-        match api {
-            ApiKind::Openai | ApiKind::AzureOpenai => ErrorFormat::OpenAi,
-            ApiKind::Anthropic => ErrorFormat::Anthropic,
-            // No app speaks Google's wire to the sidecar; errors follow OpenAI's shape.
-            ApiKind::Gemini | ApiKind::Vertex => ErrorFormat::OpenAi,
-            // No call comes in in Converse; its errors reach apps translated.
-            ApiKind::Bedrock => ErrorFormat::OpenAi,
-        }
-    }
-}
 
 /// Handles one inbound request.
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
@@ -62,7 +42,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         (&Method::POST, "/v1/messages/count_tokens") => Some(Operation::CountTokens),
         _ => None,
     };
-    let dialect = failover::dialect_of(operation, request.headers());
+    let format = failover::error_format(operation, request.headers());
     let result = match operation {
         Some(operation) => {
             let span = spans::call(operation, request.headers());
@@ -73,7 +53,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             // (an unknown model, a body too large) is recorded here.
             let response = result.unwrap_or_else(|error| {
                 spans::failed(&span, error.reason());
-                error.into_response(dialect)
+                error.into_response(format)
             });
             spans::status(&span, response.status());
             return response;
@@ -87,7 +67,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             request.uri().path()
         ))),
     };
-    result.unwrap_or_else(|error| error.into_response(dialect))
+    result.unwrap_or_else(|error| error.into_response(format))
 }
 
 async fn call(

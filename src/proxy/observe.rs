@@ -10,10 +10,9 @@ use tracing::Span;
 
 use crate::body::Body;
 use crate::classify::Outcome;
-use crate::error::ProxyError;
+use crate::error::{ErrorFormat, ProxyError};
 use crate::log_limit;
 use crate::metrics::HedgeOutcome;
-use crate::policy::spec::ApiKind;
 use crate::proxy::race::Leg;
 use crate::routing::{Route, Target};
 use crate::target::Skip;
@@ -220,7 +219,7 @@ impl<'a> Observer<'a> {
         &self,
         answer: &Answer<'_>,
         error: ProxyError,
-        dialect: ApiKind,
+        format: ErrorFormat,
     ) -> Response<Body> {
         let route = &answer.route.model;
         let reason = error.reason();
@@ -228,7 +227,7 @@ impl<'a> Observer<'a> {
         if let Some(suppressed) = log_limit::admit(&format!("failed {route} {reason}")) {
             tracing::warn!(route = %route, reason, error = %error, suppressed, "request failed");
         }
-        let mut response = error.into_response(dialect);
+        let mut response = error.into_response(format);
         stamp(response.headers_mut(), answer);
         spans::routed(&self.call, route, None, answer.attempts);
         spans::failed(&self.call, reason);

@@ -8,8 +8,8 @@ use http::{Method, Request, Uri};
 use http_body_util::Full;
 
 use crate::operation::Operation;
-use crate::policy::spec::{ApiKind, Wire};
-use crate::provider::google;
+use crate::policy::spec::Wire;
+use crate::provider::{self as kind, Endpoint};
 use crate::routing::Provider;
 
 /// Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), the host, framing we
@@ -57,20 +57,14 @@ pub fn build_request(
     for (name, value) in &provider.headers {
         headers.insert(name.clone(), value.clone());
     }
-    match provider.api {
-        ApiKind::Anthropic => {
-            if !headers.contains_key("anthropic-version") {
-                headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
-            }
+    let kind = kind::of(provider.api);
+    if let Some((name, default)) = kind.required_header {
+        if !headers.contains_key(name) {
+            headers.insert(name, HeaderValue::from_static(default));
         }
-        ApiKind::Openai
-        | ApiKind::AzureOpenai
-        | ApiKind::Bedrock
-        | ApiKind::Gemini
-        | ApiKind::Vertex => {
-            headers.remove("anthropic-version");
-            headers.remove("anthropic-beta");
-        }
+    }
+    for name in kind.foreign_headers {
+        headers.remove(*name);
     }
     provider
         .auth
@@ -144,43 +138,19 @@ fn upstream_uri(
     (operation, wire): (Operation, Wire),
     (target_model, stream): (&str, bool),
 ) -> Result<Uri, http::Error> {
-    let base = provider.base_url.trim_end_matches('/');
-    let version = provider.api_version.as_deref().unwrap_or_default();
-    let uri = match (provider.api, wire) {
-        (ApiKind::Anthropic, _) if operation == Operation::CountTokens => {
-            format!("{base}/v1/messages/count_tokens")
-        }
-        (ApiKind::Anthropic, _) => format!("{base}/v1/messages"),
-        // Azure's Responses API takes the deployment in the body's `model`, not the path.
-        (ApiKind::AzureOpenai, Wire::Responses) => {
-            format!("{base}/openai/responses?api-version={version}")
-        }
-        (ApiKind::AzureOpenai, wire) => format!(
-            "{base}/openai/deployments/{}/{}?api-version={version}",
-            path_segment(target_model),
-            openai_suffix(wire),
-        ),
-        (ApiKind::Openai, wire) => format!("{base}/{}", openai_suffix(wire)),
-        (ApiKind::Gemini | ApiKind::Vertex, _) => {
-            let vertex = provider
-                .vertex
-                .as_ref()
-                .map(|(project, region)| (project.as_str(), region.as_str()));
-            let path = google::model_path(vertex, &path_segment(target_model), stream);
-            format!("{base}{path}")
-        }
-        // The model id (often an inference profile or an ARN, with `:` and `/`) is one
-        // percent-encoded segment; SigV4 encodes the path once more when it signs.
-        (ApiKind::Bedrock, _) => format!(
-            "{base}/model/{}/{}",
-            path_segment(target_model),
-            if stream {
-                "converse-stream"
-            } else {
-                "converse"
-            }
-        ),
-    };
+    let model = path_segment(target_model);
+    let uri = (kind::of(provider.api).endpoint)(&Endpoint {
+        base: provider.base_url.trim_end_matches('/'),
+        api_version: provider.api_version.as_deref().unwrap_or_default(),
+        vertex: provider
+            .vertex
+            .as_ref()
+            .map(|(project, region)| (project.as_str(), region.as_str())),
+        operation,
+        wire,
+        model: &model,
+        stream,
+    });
     Ok(uri.parse::<Uri>()?)
 }
 
@@ -197,16 +167,6 @@ fn path_segment(text: &str) -> String {
         }
     }
     out
-}
-
-/// The path of a wire under an OpenAI base URL; Messages and Converse never reach one
-/// (a call is translated to Chat first), so they name the Chat path.
-fn openai_suffix(wire: Wire) -> &'static str {
-    match wire {
-        Wire::Embeddings => "embeddings",
-        Wire::Responses => "responses",
-        Wire::Chat | Wire::Messages | Wire::GenerateContent | Wire::Converse => "chat/completions",
-    }
 }
 
 #[cfg(test)]

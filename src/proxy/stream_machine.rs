@@ -8,16 +8,15 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use serde_json::json;
 
 use crate::classify::FailReason;
 use crate::event_kind::{EventKind, Usage};
 use crate::policy::spec::Wire;
-use crate::proxy::events::inspect;
-use crate::proxy::framing::Framer;
-use crate::proxy::responses_events;
-use crate::sse::{format_event, Event};
+use crate::sse::Event;
 use crate::translate::StreamTranslator;
+use crate::wire::responses;
+use crate::wire::Framer;
+use crate::wire::{self, inspect};
 
 /// Where a stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +101,7 @@ impl StreamMachine {
                 }
                 (Phase::Holding { .. }, EventKind::Lifecycle) => {
                     if let Some(None) = self.created {
-                        self.created = responses_events::created_id(&event).map(Some);
+                        self.created = responses::created_id(&event).map(Some);
                     }
                     self.emit(event);
                 }
@@ -151,7 +150,7 @@ impl StreamMachine {
                     Some(events) => self.ready.extend(events),
                     None => self
                         .ready
-                        .push_back(error_event(self.inbound_wire, reason, &message)),
+                        .push_back((wire::of(self.inbound_wire).stream_error)(reason, &message)),
                 }
             }
             None => {
@@ -200,33 +199,6 @@ impl StreamMachine {
         match &mut self.translator {
             Some(translator) => self.ready.extend(translator.event(&event)),
             None => self.ready.push_back(event.raw),
-        }
-    }
-}
-
-/// The event that tells the app's SDK the stream failed, in the app's format, when no
-/// translator knows a better one (a Responses stream's translator ends it with a
-/// `response.failed` that names the response).
-fn error_event(wire: Wire, reason: FailReason, message: &str) -> Bytes {
-    match wire {
-        Wire::Responses => {
-            let data = json!({"type": "error", "code": reason.as_str(), "message": message, "param": null, "sequence_number": 0});
-            format_event(Some("error"), &data.to_string())
-        }
-        Wire::Messages => {
-            let kind = if reason == FailReason::StreamError {
-                "overloaded_error"
-            } else {
-                "api_error"
-            };
-            let data = json!({"type": "error", "error": {"type": kind, "message": message}});
-            format_event(Some("error"), &data.to_string())
-        }
-        // No app calls in generateContent or Converse: their streams always reach the app
-        // translated; were one to, OpenAI's shape is the sidecar's default error format.
-        Wire::Chat | Wire::Embeddings | Wire::GenerateContent | Wire::Converse => {
-            let data = json!({"error": {"message": message, "type": "server_error", "code": reason.as_str()}});
-            format_event(None, &data.to_string())
         }
     }
 }

@@ -17,7 +17,6 @@ use tracing_subscriber::filter::FilterFn;
 
 use crate::event_kind::Usage;
 use crate::operation::Operation;
-use crate::policy::spec::ApiKind;
 use crate::routing::Target;
 
 /// The OpenTelemetry layer sees this crate's spans only: logs stay logs.
@@ -87,7 +86,7 @@ pub fn attempt(
         otel.kind = "client",
         otel.status_code = Empty,
         gen_ai.operation.name = operation.genai_name(),
-        gen_ai.provider.name = provider_name(target.provider.api),
+        gen_ai.provider.name = crate::provider::of(target.provider.api).genai_name,
         gen_ai.request.model = model,
         gen_ai.response.model = Empty,
         gen_ai.usage.input_tokens = Empty,
@@ -138,18 +137,6 @@ fn server<'a>(authority: &'a str, base_url: &str) -> (&'a str, Option<i64>) {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     (host, port)
-}
-
-/// The GenAI semantic-convention `gen_ai.provider.name` for a wire dialect.
-fn provider_name(api: ApiKind) -> &'static str {
-    match api {
-        ApiKind::Openai => "openai",
-        ApiKind::Anthropic => "anthropic",
-        ApiKind::AzureOpenai => "azure.ai.openai",
-        ApiKind::Gemini => "gcp.gemini",
-        ApiKind::Vertex => "gcp.vertex_ai",
-        ApiKind::Bedrock => "aws.bedrock",
-    }
 }
 
 /// Puts the span's context on an upstream request as `traceparent`/`tracestate`,

@@ -5,9 +5,10 @@
 use crate::eventstream;
 use crate::policy::spec::Wire;
 use crate::sse::{Event, Parser};
+use crate::wire::{of, Framing};
 
 /// A stream decoder of a wire's framing.
-pub enum Framer {
+pub(crate) enum Framer {
     /// `text/event-stream`.
     Sse(Parser),
     /// `application/vnd.amazon.eventstream`.
@@ -16,31 +17,20 @@ pub enum Framer {
 
 impl Framer {
     /// The decoder of streams in `wire`.
-    pub fn new(wire: Wire) -> Framer {
-        match wire {
-            Wire::Converse => Framer::EventStream(eventstream::Decoder::new()),
-            Wire::Chat
-            | Wire::Embeddings
-            | Wire::Responses
-            | Wire::Messages
-            | Wire::GenerateContent => Framer::Sse(Parser::new()),
+    pub(crate) fn new(wire: Wire) -> Framer {
+        match of(wire).framing {
+            Framing::EventStream => Framer::EventStream(eventstream::Decoder::new()),
+            Framing::Sse => Framer::Sse(Parser::new()),
         }
     }
 
     /// The media type a stream in `wire` arrives as.
-    pub fn content_type(wire: Wire) -> &'static str {
-        match wire {
-            Wire::Converse => "application/vnd.amazon.eventstream",
-            Wire::Chat
-            | Wire::Embeddings
-            | Wire::Responses
-            | Wire::Messages
-            | Wire::GenerateContent => "text/event-stream",
-        }
+    pub(crate) fn content_type(wire: Wire) -> &'static str {
+        of(wire).framing.content_type()
     }
 
     /// Appends received bytes.
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         match self {
             Framer::Sse(parser) => parser.push(bytes),
             Framer::EventStream(decoder) => decoder.push(bytes),
@@ -48,7 +38,7 @@ impl Framer {
     }
 
     /// The next whole event, if one has arrived.
-    pub fn next_event(&mut self) -> Option<Event> {
+    pub(crate) fn next_event(&mut self) -> Option<Event> {
         match self {
             Framer::Sse(parser) => parser.next_event(),
             Framer::EventStream(decoder) => decoder.next_event(),

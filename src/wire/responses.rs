@@ -11,8 +11,23 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::classify::FailReason;
+use crate::error::ErrorFormat;
 use crate::event_kind::{finish_reason, EventKind, Usage};
+use crate::sse::format_event;
 use crate::sse::Event;
+use crate::wire::{Framing, Protocol};
+use bytes::Bytes;
+use serde_json::json;
+
+/// The Responses API's facts.
+pub(crate) const PROTOCOL: Protocol = Protocol {
+    framing: Framing::Sse,
+    classify,
+    body_usage,
+    stream_error,
+    error_format: ErrorFormat::OpenAi,
+};
 
 /// The error code a Responses stream reports a rate limit with.
 const RATE_LIMIT: &str = "rate_limit_exceeded";
@@ -74,7 +89,7 @@ struct ResponsesUsage {
 
 /// Classifies one event of a Responses stream, adding the usage its terminal event
 /// reports.
-pub fn inspect(event: &Event, usage: &mut Usage) -> EventKind {
+pub fn classify(event: &Event, usage: &mut Usage) -> EventKind {
     let Ok(peek) = serde_json::from_str::<Peek<'_>>(&event.data) else {
         return EventKind::Lifecycle;
     };
@@ -194,6 +209,13 @@ pub fn body_usage(body: &[u8]) -> Usage {
     usage
 }
 
+/// The sidecar's failure of a committed stream when no translator names the response
+/// (a native stream's own trail ends it with `response.failed`): an `error` event.
+pub(crate) fn stream_error(reason: FailReason, message: &str) -> Bytes {
+    let data = json!({"type": "error", "code": reason.as_str(), "message": message, "param": null, "sequence_number": 0});
+    format_event(Some("error"), &data.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +240,7 @@ mod tests {
             r#"{"type":"response.output_text.delta","delta":""}"#,
             r#"{"type":"response.output_item.added","item":{"type":"reasoning"}}"#,
         ] {
-            assert_eq!(inspect(&ev(held), &mut u), EventKind::Lifecycle, "{held}");
+            assert_eq!(classify(&ev(held), &mut u), EventKind::Lifecycle, "{held}");
         }
         for content in [
             r#"{"type":"response.output_text.delta","delta":"Hi"}"#,
@@ -227,7 +249,7 @@ mod tests {
             r#"{"type":"response.output_item.added","item":{"type":"function_call"}}"#,
         ] {
             assert_eq!(
-                inspect(&ev(content), &mut u),
+                classify(&ev(content), &mut u),
                 EventKind::Content,
                 "{content}"
             );
@@ -238,14 +260,14 @@ mod tests {
     fn ends_errors_and_throttles() {
         let mut u = Usage::default();
         let done = r#"{"type":"response.completed","response":{"status":"completed","output":[{"type":"function_call"}],"usage":{"input_tokens":9,"output_tokens":4}}}"#;
-        assert_eq!(inspect(&ev(done), &mut u), EventKind::End);
+        assert_eq!(classify(&ev(done), &mut u), EventKind::End);
         assert_eq!((u.input, u.output, u.finish), (9, 4, Some("tool_calls")));
         let failed = r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"x"}}}"#;
-        assert_eq!(inspect(&ev(failed), &mut u), EventKind::Error);
+        assert_eq!(classify(&ev(failed), &mut u), EventKind::Error);
         let limited = r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"rate_limit_exceeded","message":"x"}}}"#;
-        assert_eq!(inspect(&ev(limited), &mut u), EventKind::Throttled);
+        assert_eq!(classify(&ev(limited), &mut u), EventKind::Throttled);
         let error = r#"{"type":"error","code":"rate_limit_exceeded","message":"slow down"}"#;
-        assert_eq!(inspect(&ev(error), &mut u), EventKind::Throttled);
+        assert_eq!(classify(&ev(error), &mut u), EventKind::Throttled);
         let body = br#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"usage":{"input_tokens":3,"output_tokens":8}}"#;
         let u = body_usage(body);
         assert_eq!((u.input, u.output, u.finish), (3, 8, Some("length")));

@@ -13,8 +13,20 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use crate::error::ErrorFormat;
 use crate::event_kind::{EventKind, Usage};
 use crate::sse::Event;
+use crate::wire::{chat, Framing, Protocol};
+
+/// Google's generateContent facts (Gemini and Vertex AI): the model is in the path. No app
+/// calls in it, so its streams reach apps translated and its errors in OpenAI's shape.
+pub(crate) const PROTOCOL: Protocol = Protocol {
+    framing: Framing::Sse,
+    classify,
+    body_usage,
+    stream_error: chat::stream_error,
+    error_format: ErrorFormat::OpenAi,
+};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -80,7 +92,7 @@ struct UsageMetadata {
 
 /// Classifies one event of a Gemini stream, adding the usage it reports (each chunk
 /// repeats the running totals, so the latest wins).
-pub fn inspect(event: &Event, usage: &mut Usage) -> EventKind {
+pub(crate) fn classify(event: &Event, usage: &mut Usage) -> EventKind {
     let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(&event.data) else {
         return EventKind::Lifecycle;
     };
@@ -159,7 +171,7 @@ pub fn finish_name(reason: &str, called: bool) -> &'static str {
 }
 
 /// Usage and finish reason of a complete (non-streamed) generateContent body.
-pub fn body_usage(body: &[u8]) -> Usage {
+pub(crate) fn body_usage(body: &[u8]) -> Usage {
     let mut usage = Usage::default();
     if let Ok(text) = std::str::from_utf8(body) {
         if let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(text) {
@@ -186,17 +198,17 @@ mod tests {
     fn commit_point_end_and_usage() {
         let mut u = Usage::default();
         let empty = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":""}]}}]}"#;
-        assert_eq!(inspect(&ev(empty), &mut u), EventKind::Lifecycle);
+        assert_eq!(classify(&ev(empty), &mut u), EventKind::Lifecycle);
         let thought = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"hmm","thought":true}]}}]}"#;
-        assert_eq!(inspect(&ev(thought), &mut u), EventKind::Content);
+        assert_eq!(classify(&ev(thought), &mut u), EventKind::Content);
         let call = r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"f","args":{}}}]}}]}"#;
-        assert_eq!(inspect(&ev(call), &mut u), EventKind::Content);
+        assert_eq!(classify(&ev(call), &mut u), EventKind::Content);
         let last = r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"f","args":{}}}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":4,"thoughtsTokenCount":3,"cachedContentTokenCount":2}}"#;
-        assert_eq!(inspect(&ev(last), &mut u), EventKind::End);
+        assert_eq!(classify(&ev(last), &mut u), EventKind::End);
         assert_eq!((u.input, u.output, u.finish), (9, 7, Some("tool_calls")));
         let blocked =
             r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":5}}"#;
-        assert_eq!(inspect(&ev(blocked), &mut u), EventKind::End);
+        assert_eq!(classify(&ev(blocked), &mut u), EventKind::End);
         assert_eq!(u.finish, Some("content_filter"));
     }
 
@@ -204,9 +216,9 @@ mod tests {
     fn in_band_errors_and_throttles() {
         let mut u = Usage::default();
         let busy = r#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#;
-        assert_eq!(inspect(&ev(busy), &mut u), EventKind::Error);
+        assert_eq!(classify(&ev(busy), &mut u), EventKind::Error);
         let limited = r#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}"#;
-        assert_eq!(inspect(&ev(limited), &mut u), EventKind::Throttled);
+        assert_eq!(classify(&ev(limited), &mut u), EventKind::Throttled);
     }
 
     #[test]

@@ -9,9 +9,21 @@
 
 use serde::Deserialize;
 
+use crate::error::ErrorFormat;
 use crate::event_kind::{finish_reason, EventKind, Usage};
 use crate::eventstream::FRAME_ERROR;
 use crate::sse::Event;
+use crate::wire::{chat, Framing, Protocol};
+
+/// Bedrock Converse's facts: the model is in the path, streams come in the AWS event
+/// stream. No app calls in it, so it reaches apps translated, errors in OpenAI's shape.
+pub(crate) const PROTOCOL: Protocol = Protocol {
+    framing: Framing::EventStream,
+    classify,
+    body_usage,
+    stream_error: chat::stream_error,
+    error_format: ErrorFormat::OpenAi,
+};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,7 +69,7 @@ struct ConverseUsage {
 }
 
 /// Classifies one decoded event of a ConverseStream, adding any usage it reports.
-pub fn inspect(event: &Event, usage: &mut Usage) -> EventKind {
+pub(crate) fn classify(event: &Event, usage: &mut Usage) -> EventKind {
     let name = event.event.as_deref().unwrap_or_default();
     match name {
         "throttlingException" => return EventKind::Throttled,
@@ -101,7 +113,7 @@ pub fn inspect(event: &Event, usage: &mut Usage) -> EventKind {
 }
 
 /// Usage and stop reason of a complete Converse response body.
-pub fn body_usage(body: &[u8]) -> Usage {
+pub(crate) fn body_usage(body: &[u8]) -> Usage {
     let mut usage = Usage::default();
     if let Ok(peek) = serde_json::from_slice::<Peek>(body) {
         if let Some(u) = peek.usage {
@@ -139,7 +151,7 @@ mod tests {
             ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
         ] {
             assert_eq!(
-                inspect(&ev(name, data), &mut u),
+                classify(&ev(name, data), &mut u),
                 EventKind::Lifecycle,
                 "{name}"
             );
@@ -163,20 +175,20 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                inspect(&ev(name, data), &mut u),
+                classify(&ev(name, data), &mut u),
                 EventKind::Content,
                 "{data}"
             );
         }
         assert_eq!(
-            inspect(&ev("messageStop", r#"{"stopReason":"tool_use"}"#), &mut u),
+            classify(&ev("messageStop", r#"{"stopReason":"tool_use"}"#), &mut u),
             EventKind::Lifecycle
         );
         let metadata = r#"{"usage":{"inputTokens":9,"outputTokens":4,"totalTokens":13},"metrics":{"latencyMs":5}}"#;
-        assert_eq!(inspect(&ev("metadata", metadata), &mut u), EventKind::End);
+        assert_eq!(classify(&ev("metadata", metadata), &mut u), EventKind::End);
         assert_eq!((u.input, u.output, u.finish), (9, 4, Some("tool_use")));
         assert_eq!(
-            inspect(&ev("throttlingException", r#"{"message":"x"}"#), &mut u),
+            classify(&ev("throttlingException", r#"{"message":"x"}"#), &mut u),
             EventKind::Throttled
         );
         for name in [
@@ -184,7 +196,11 @@ mod tests {
             "internalServerException",
             FRAME_ERROR,
         ] {
-            assert_eq!(inspect(&ev(name, "{}"), &mut u), EventKind::Error, "{name}");
+            assert_eq!(
+                classify(&ev(name, "{}"), &mut u),
+                EventKind::Error,
+                "{name}"
+            );
         }
         let body = br#"{"output":{"message":{"role":"assistant","content":[{"text":"x"}]}},"stopReason":"max_tokens","usage":{"inputTokens":3,"outputTokens":8}}"#;
         let u = body_usage(body);
