@@ -13,7 +13,9 @@ process started here is stopped here (by its own pid).
 """
 
 import argparse
+import bisect
 import json
+import math
 import os
 import sys
 import threading
@@ -526,21 +528,46 @@ def returned_after(sc, samples, calls):
     return None
 
 
-def threshold_crossed(sc, samples, rate=0.3, threshold=0.2, window=60.0, minimum=10):
+def threshold_crossed(sc, samples, threshold=0.2, window=60.0, minimum=10):
     """For a brown-out: seconds from the fault's start until the failure rate over the
     breaker's sliding window (switchyard's defaults: 60 s, 20%, 10 calls) of the calls the
-    primary received reaches the threshold, had every call gone there; `diverted_s` minus
-    this is how long the rate rule took once it could."""
-    at_t1 = next((s for s in samples if s[0] >= sc.t1), None)
-    if at_t1 is None:
+    sick target received reaches the threshold, had every call gone there; `diverted_s`
+    minus this is how long the rate rule took once it could.
+
+    Counted as the mock fails calls: call n of a fault setting (n from 0 when the setting
+    was posted) fails when floor((n+1) * rate) > floor(n * rate), so after k calls a
+    setting has failed floor(k * rate) of them. The brown-out posts a new setting every
+    2 s, each starting with three successes; `rate` times the calls would run ahead of the
+    mock by up to one failure per setting (about a second of the rule's crossing)."""
+    idx = 1 if sc.sick == "p" else 2
+    settings = sorted((at, f.get("errorRate", 0.0)) for at, mock, f in sc.events if mock == sc.sick)
+    if not samples or not settings:
         return None
+
+    times = [s[0] for s in samples]
+
+    def calls_by(t):
+        i = bisect.bisect_right(times, t)
+        return samples[i - 1][idx] if i else samples[0][idx]
+
+    def failed(a, b):
+        """Failures the sick target answered between times a and b."""
+        total = 0
+        for i, (at, rate) in enumerate(settings):
+            end = settings[i + 1][0] if i + 1 < len(settings) else float("inf")
+            lo, hi = max(at, a), min(end, b)
+            if lo >= hi:
+                continue
+            start = calls_by(at)
+            total += math.floor((calls_by(hi) - start) * rate) - math.floor((calls_by(lo) - start) * rate)
+        return total
+
     for s in samples:
         if not sc.t1 <= s[0] <= sc.t2:
             continue
-        old = next((o for o in samples if o[0] >= s[0] - window), samples[0])
-        calls = s[1] - old[1]
-        failed = rate * (s[1] - at_t1[1])
-        if calls >= minimum and failed / calls >= threshold:
+        since = s[0] - window
+        calls = s[idx] - calls_by(since)
+        if calls >= minimum and failed(since, s[0]) / calls >= threshold:
             return s[0] - sc.t1
     return None
 

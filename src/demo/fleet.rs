@@ -157,6 +157,24 @@ pub async fn run(pods: usize, shared_state: Option<String>) -> anyhow::Result<()
     Ok(())
 }
 
+/// `providers[].limits` budgets are per calendar minute, so a round that ran across a
+/// minute's end would meet two budgets and show the fleet spending twice its quota. When
+/// the minute has less than the round left, wait for the next one to begin.
+async fn within_one_quota_minute(round: Duration) {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = Duration::from_millis(60_000 - (since_epoch.as_millis() % 60_000) as u64);
+    let margin = Duration::from_millis(500);
+    if left < round + margin {
+        println!(
+            "  (waiting {:.0} s for a fresh quota minute, so the round meets one budget)",
+            left.as_secs_f64().ceil()
+        );
+        tokio::time::sleep(left + margin).await;
+    }
+}
+
 async fn round(
     pods: usize,
     shared_state: Option<String>,
@@ -203,6 +221,7 @@ async fn round(
     );
     let tally = Arc::new(Tally::default());
     let total: u64 = PHASES.iter().map(|p| p.1).sum();
+    within_one_quota_minute(Duration::from_secs(total)).await;
     let deadline = Instant::now() + Duration::from_secs(total);
     // The pods' apps are not in step: each starts its pace a fraction later.
     let workers: Vec<_> = sidecars
