@@ -117,8 +117,6 @@ impl Breaker {
                 return (Err(self.open_until), None);
             }
             transition = Some(self.enter(State::HalfOpen, Reason::OpenElapsed));
-            self.probes_admitted = 0;
-            self.probes_succeeded = 0;
         }
         let permit = match self.state {
             State::Closed => Ok(self.permit(false)),
@@ -305,10 +303,15 @@ impl Breaker {
         }
     }
 
+    /// Every transition starts a new epoch and a new count of trial probes: a trial's
+    /// counts mean nothing once the breaker left the round they were counted in (a closed
+    /// breaker that kept a 20-probe trial's count would hold more than its next trial).
     fn enter(&mut self, to: State, reason: Reason) -> Transition {
         let from = self.state;
         self.state = to;
         self.epoch += 1;
+        self.probes_admitted = 0;
+        self.probes_succeeded = 0;
         Transition { from, to, reason }
     }
 
