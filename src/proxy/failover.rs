@@ -257,7 +257,11 @@ impl<'a> Run<'a> {
             )?,
             Some(adaptation) => {
                 let mut value = crossing.request_value(self.parsed(), model, route.max_tokens)?;
-                adapt::apply(&mut value, target.provider.api, adaptation);
+                adapt::apply(
+                    &mut value,
+                    crossing.upstream_wire(self.operation),
+                    adaptation,
+                );
                 bytes::Bytes::from(value.to_string())
             }
         };

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::classify::FailReason;
 use crate::error::ErrorFormat;
@@ -19,6 +19,7 @@ pub(crate) const PROTOCOL: Protocol = Protocol {
     framing: Framing::Sse,
     classify,
     body_usage,
+    system_prefix,
     stream_error,
     error_format: ErrorFormat::OpenAi,
 };
@@ -138,4 +139,38 @@ pub(crate) fn stream_error(reason: FailReason, message: &str) -> Bytes {
     let data =
         json!({"error": {"message": message, "type": "server_error", "code": reason.as_str()}});
     format_event(None, &data.to_string())
+}
+/// Joins `prefix` before the first system or developer message's text with a blank line,
+/// or starts the conversation with a system message holding it.
+fn system_prefix(object: &mut Map<String, Value>, prefix: &str) {
+    let Some(messages) = object.get_mut("messages").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let first_system = messages.iter_mut().find(|m| {
+        matches!(
+            m.get("role").and_then(Value::as_str),
+            Some("system" | "developer")
+        )
+    });
+    let Some(message) = first_system else {
+        messages.insert(0, json!({"role": "system", "content": prefix}));
+        return;
+    };
+    match message.get_mut("content") {
+        Some(Value::String(text)) if !text.is_empty() => *text = format!("{prefix}\n\n{text}"),
+        Some(Value::Array(parts)) => {
+            let first_text = parts
+                .iter_mut()
+                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                .find_map(|p| match p.get_mut("text") {
+                    Some(Value::String(text)) => Some(text),
+                    _ => None,
+                });
+            match first_text {
+                Some(text) => *text = format!("{prefix}\n\n{text}"),
+                None => parts.insert(0, json!({"type": "text", "text": prefix})),
+            }
+        }
+        _ => message["content"] = Value::from(prefix),
+    }
 }

@@ -8,6 +8,7 @@
 //! Payload members this does not know (the `p` padding above all) are ignored.
 
 use serde::Deserialize;
+use serde_json::{json, Map, Value};
 
 use crate::error::ErrorFormat;
 use crate::event_kind::{finish_reason, EventKind, Usage};
@@ -21,6 +22,7 @@ pub(crate) const PROTOCOL: Protocol = Protocol {
     framing: Framing::EventStream,
     classify,
     body_usage,
+    system_prefix,
     stream_error: chat::stream_error,
     error_format: ErrorFormat::OpenAi,
 };
@@ -123,6 +125,16 @@ pub(crate) fn body_usage(body: &[u8]) -> Usage {
         usage.finish = peek.stop_reason.as_deref().map(finish_reason);
     }
     usage
+}
+
+/// A new first Converse `system` block holding `prefix` (the blocks after it kept).
+fn system_prefix(object: &mut Map<String, Value>, prefix: &str) {
+    let system = object
+        .entry("system")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(blocks) = system.as_array_mut() {
+        blocks.insert(0, json!({"text": prefix}));
+    }
 }
 
 #[cfg(test)]

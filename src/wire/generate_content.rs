@@ -8,6 +8,7 @@
 //! An `error` object in a chunk is an in-band error, a throttle when it says
 //! `RESOURCE_EXHAUSTED`.
 
+use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
@@ -24,6 +25,7 @@ pub(crate) const PROTOCOL: Protocol = Protocol {
     framing: Framing::Sse,
     classify,
     body_usage,
+    system_prefix,
     stream_error: chat::stream_error,
     error_format: ErrorFormat::OpenAi,
 };
@@ -179,6 +181,25 @@ pub(crate) fn body_usage(body: &[u8]) -> Usage {
         }
     }
     usage
+}
+
+/// Joins `prefix` before the first text part of `systemInstruction` with a blank line, or
+/// creates the instruction.
+fn system_prefix(object: &mut Map<String, Value>, prefix: &str) {
+    let instruction = object
+        .entry("systemInstruction")
+        .or_insert_with(|| json!({"parts": []}));
+    let Some(parts) = instruction.get_mut("parts").and_then(Value::as_array_mut) else {
+        *instruction = json!({"parts": [{"text": prefix}]});
+        return;
+    };
+    match parts.iter_mut().find_map(|p| match p.get_mut("text") {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    }) {
+        Some(text) => *text = format!("{prefix}\n\n{text}"),
+        None => parts.insert(0, json!({"text": prefix})),
+    }
 }
 
 #[cfg(test)]

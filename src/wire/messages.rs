@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::classify::FailReason;
 use crate::error::ErrorFormat;
@@ -17,6 +17,7 @@ pub(crate) const PROTOCOL: Protocol = Protocol {
     framing: Framing::Sse,
     classify,
     body_usage,
+    system_prefix,
     stream_error,
     error_format: ErrorFormat::Anthropic,
 };
@@ -107,4 +108,21 @@ pub(crate) fn stream_error(reason: FailReason, message: &str) -> Bytes {
     };
     let data = json!({"type": "error", "error": {"type": kind, "message": message}});
     format_event(Some("error"), &data.to_string())
+}
+/// Puts `prefix` in a new first `system` text block; a string system prompt becomes a
+/// block after it, and the app's own blocks keep their `cache_control` (a cache
+/// breakpoint on them still covers the same text, now with the prefix before it).
+fn system_prefix(object: &mut Map<String, Value>, prefix: &str) {
+    let block = json!({"type": "text", "text": prefix});
+    let blocks = match object.remove("system") {
+        Some(Value::Array(mut blocks)) => {
+            blocks.insert(0, block);
+            blocks
+        }
+        Some(Value::String(text)) if !text.is_empty() => {
+            vec![block, json!({"type": "text", "text": text})]
+        }
+        _ => vec![block],
+    };
+    object.insert("system".to_owned(), Value::Array(blocks));
 }

@@ -1,7 +1,8 @@
 //! The protocols a call can speak (`policy::spec::Wire`), one module each, with each
 //! protocol's facts in one [`Protocol`] table: its stream framing, how one streamed event
 //! is classified (lifecycle / content / end / error) and the usage it reports, the usage
-//! of a whole body, the sidecar's own stream error event and error body format.
+//! of a whole body, where its system prompt goes, the sidecar's own stream error event
+//! and error body format.
 //! [`of`] is the one exhaustive match on the wire: a new protocol is a new module and
 //! one arm here.
 
@@ -14,6 +15,7 @@ pub mod messages;
 pub mod responses;
 
 use bytes::Bytes;
+use serde_json::{Map, Value};
 
 use crate::classify::FailReason;
 use crate::error::ErrorFormat;
@@ -32,6 +34,9 @@ pub(crate) struct Protocol {
     pub classify: fn(&Event, &mut Usage) -> EventKind,
     /// The usage and finish reason a complete (non-streamed) body reports.
     pub body_usage: fn(&[u8]) -> Usage,
+    /// Puts a target's `request.systemPrefix` where this protocol's body holds the system
+    /// prompt.
+    pub system_prefix: fn(&mut Map<String, Value>, &str),
     /// The event that tells the app's SDK a committed stream failed (the reason's label
     /// and a message), when no translator knows a better one.
     pub stream_error: fn(FailReason, &str) -> Bytes,

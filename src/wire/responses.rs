@@ -7,6 +7,7 @@
 //! `response.incomplete` end cleanly; `response.failed` and `error` are in-band errors,
 //! a throttle when their code says rate limit.
 
+use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 
 use serde::Deserialize;
@@ -18,13 +19,13 @@ use crate::sse::format_event;
 use crate::sse::Event;
 use crate::wire::{Framing, Protocol};
 use bytes::Bytes;
-use serde_json::json;
 
 /// The Responses API's facts.
 pub(crate) const PROTOCOL: Protocol = Protocol {
     framing: Framing::Sse,
     classify,
     body_usage,
+    system_prefix,
     stream_error,
     error_format: ErrorFormat::OpenAi,
 };
@@ -214,6 +215,17 @@ pub fn body_usage(body: &[u8]) -> Usage {
 pub(crate) fn stream_error(reason: FailReason, message: &str) -> Bytes {
     let data = json!({"type": "error", "code": reason.as_str(), "message": message, "param": null, "sequence_number": 0});
     format_event(Some("error"), &data.to_string())
+}
+
+/// Joins `prefix` before the call's `instructions` with a blank line, or makes it the
+/// instructions (they apply to this call only, so a continued conversation gets it too).
+fn system_prefix(object: &mut Map<String, Value>, prefix: &str) {
+    match object.get_mut("instructions") {
+        Some(Value::String(text)) if !text.is_empty() => *text = format!("{prefix}\n\n{text}"),
+        _ => {
+            object.insert("instructions".to_owned(), Value::from(prefix));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,13 @@ providers:
   - {{name: oa, api: openai, baseUrl: "{o}/v1", auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
   - {{name: an, api: anthropic, baseUrl: "{a}", auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
   - {{name: down, api: openai, baseUrl: "{d}/v1", auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
+  - {{name: oar, api: openai, baseUrl: "{o}/v1", wires: [chat, responses], auth: {{apiKey: {{fromEnv: SWITCHYARD_TEST_KEY}}}}}}
 routes:
+  - model: to-responses
+    targets:
+      - provider: oar
+        model: gpt-4o-mini
+        request: {{systemPrefix: P-OR}}
   - model: to-openai
     targets:
       - provider: oa
@@ -104,6 +110,38 @@ async fn openai_app_to_openai_target() {
         body.get("top_p").is_none(),
         "null removes the field: {body}"
     );
+}
+
+#[tokio::test]
+async fn responses_app_prefix_goes_before_the_instructions_natively_and_into_chat_crossed() {
+    let (openai, _anthropic, _down, sidecar) = setup().await;
+    let call = |model: &str| {
+        json!({"model": model, "instructions": "I", "input": "hi", "top_p": 0.9}).to_string()
+    };
+    let reply = post(&sidecar.url("/v1/responses"), &call("to-responses"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let last = openai.stats().recent.last().cloned().unwrap();
+    assert_eq!(
+        last.path, "/v1/responses",
+        "native: the Responses API itself"
+    );
+    let body: Value = serde_json::from_str(&last.body).unwrap();
+    assert_eq!(body["instructions"], "P-OR\n\nI");
+    assert_eq!(body["input"], "hi");
+
+    // To a Chat-only target the call is translated first: the prefix joins the system
+    // message the instructions became.
+    let reply = post(&sidecar.url("/v1/responses"), &call("to-openai"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let last = openai.stats().recent.last().cloned().unwrap();
+    assert_eq!(last.path, "/v1/chat/completions");
+    let body: Value = serde_json::from_str(&last.body).unwrap();
+    let system = &body["messages"][0];
+    assert!(
+        matches!(system["role"].as_str(), Some("system" | "developer")),
+        "{body}"
+    );
+    assert_eq!(text(&system["content"]), "P-OA\n\nI", "{body}");
 }
 
 #[tokio::test]
