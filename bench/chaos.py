@@ -453,11 +453,14 @@ def run_scenario(make, sc, args, log_dir, workers, mocks=None, tag=""):
             sampler = Sampler(mocks, start, contender.child.pid if contender.child else None)
             sampler.thread.start()
             load.run()
+            applied = []
             for at, mock, faults in sorted(sc.events, key=lambda e: e[0]):
                 delay = at - (time.monotonic() - start)
                 if delay > 0:
                     time.sleep(delay)
                 post(mocks.ports[mock], "/_mock/faults", faults)
+                # When the mock had it: on a loaded machine this process may post late.
+                applied.append((at, mock, time.monotonic() - start))
             delay = sc.end - (time.monotonic() - start)
             if delay > 0:
                 time.sleep(delay)
@@ -474,7 +477,7 @@ def run_scenario(make, sc, args, log_dir, workers, mocks=None, tag=""):
     finally:
         if own:
             mocks.stop()
-    return summarize(sc, load.calls, sampler, settled, probes)
+    return summarize(sc, load.calls, sampler, settled, probes, applied)
 
 
 def pct(values, p):
@@ -572,7 +575,7 @@ def threshold_crossed(sc, samples, threshold=0.2, window=60.0, minimum=10):
     return None
 
 
-def summarize(sc, calls, sampler, settled, probes=0):
+def summarize(sc, calls, sampler, settled, probes=0, applied=()):
     samples = sampler.samples
     n = len(calls)
     failures = sum(1 for c in calls if not c["ok"])
@@ -594,10 +597,12 @@ def summarize(sc, calls, sampler, settled, probes=0):
     if sc.name == "brown-out":
         out["threshold_s"] = threshold_crossed(sc, samples)
     if not sc.healthy_one and sc.sick == "b":
-        # Everything down: only calls made while a target was up can be judged. The
-        # recovery is posted to the mock at t2, so calls started within 100 ms of it may
-        # still have met the fault.
-        judged = [c for c in calls if c["t"] < sc.t1 or c["t"] >= sc.t2 + 0.1]
+        # Everything down: only calls made while a target was up can be judged: those
+        # that ended before the first fault reached a mock, and those started 100 ms
+        # after the recovery reached the backup (times as posted, not as scripted).
+        down = min((t for at, _, t in applied if at == sc.t1), default=sc.t1)
+        up = max((t for at, mock, t in applied if at == sc.t2 and mock == sc.sick), default=sc.t2)
+        judged = [c for c in calls if c["end"] < down or c["t"] >= up + 0.1]
         out["judged_calls"] = len(judged)
         out["judged_failures"] = sum(1 for c in judged if not c["ok"])
     if sampler.proc:
