@@ -59,7 +59,7 @@ def table(results, scs, names):
                   if "judged_calls" in results.get(sc.name, {}).get(name, {})}
         if judged:
             lines += ["", "Failures among calls made while a target was up (before the fault, or from "
-                      "100 ms after the backup recovered; a call in the outage cannot succeed, and one "
+                      "300 ms after the backup recovered; a call in the outage cannot succeed, and one "
                       "that fails fast is soon followed by another, so the counts above favour the slow): "
                       + "; ".join(f"{n} {r['judged_failures']} of {r['judged_calls']:,}" for n, r in judged.items()) + "."]
         errors = {name: results[sc.name][name].get("errors") for name in names
