@@ -66,8 +66,10 @@ pub(crate) struct StreamMachine {
     translator: Option<Box<dyn StreamTranslator>>,
     usage: Usage,
     phase: Phase,
-    /// A Responses stream names its stored response first; `None` once looked for.
-    created: Option<Option<String>>,
+    /// Whether the stored response a Responses stream names first is still to be found.
+    id_sought: bool,
+    /// That response's id, until [`StreamMachine::take_created_id`] takes it.
+    created: Option<String>,
 }
 
 impl StreamMachine {
@@ -84,7 +86,8 @@ impl StreamMachine {
             translator,
             usage: Usage::default(),
             phase: Phase::Holding { content: false },
-            created: (upstream_wire == Wire::Responses).then_some(None),
+            id_sought: upstream_wire == Wire::Responses,
+            created: None,
         }
     }
 
@@ -100,8 +103,9 @@ impl StreamMachine {
                     return self.refuse(Refusal::Throttled)
                 }
                 (Phase::Holding { .. }, EventKind::Lifecycle) => {
-                    if let Some(None) = self.created {
-                        self.created = responses::created_id(&event).map(Some);
+                    if self.id_sought {
+                        self.created = responses::created_id(&event);
+                        self.id_sought = self.created.is_none();
                     }
                     self.emit(event);
                 }
@@ -183,10 +187,7 @@ impl StreamMachine {
 
     /// The stored response a Responses stream named, once (for `previous_response_id`).
     pub(crate) fn take_created_id(&mut self) -> Option<String> {
-        match &mut self.created {
-            Some(created @ Some(_)) => created.take(),
-            Some(None) | None => None,
-        }
+        self.created.take()
     }
 
     fn refuse(&mut self, refusal: Refusal) -> Step {

@@ -140,14 +140,9 @@ fn system_prefix(object: &mut Map<String, Value>, prefix: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn ev(name: &str, data: &str) -> Event {
-        Event {
-            event: Some(name.to_owned()),
-            data: data.to_owned(),
-            raw: Bytes::new(),
-        }
+        crate::wire::test_event(Some(name), data)
     }
 
     #[test]

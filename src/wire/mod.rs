@@ -89,5 +89,15 @@ pub fn body_usage(wire: Wire, body: &[u8]) -> Usage {
     (of(wire).body_usage)(body)
 }
 
+/// A parsed event with `data` (and an SSE `event:` name), for the classifiers' tests.
+#[cfg(test)]
+pub(crate) fn test_event(name: Option<&str>, data: &str) -> Event {
+    Event {
+        event: name.map(str::to_owned),
+        data: data.to_owned(),
+        raw: Bytes::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -231,14 +231,9 @@ fn system_prefix(object: &mut Map<String, Value>, prefix: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn ev(data: &str) -> Event {
-        Event {
-            event: None,
-            data: data.to_owned(),
-            raw: Bytes::new(),
-        }
+        crate::wire::test_event(None, data)
     }
 
     #[test]

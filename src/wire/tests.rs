@@ -3,14 +3,9 @@
 use super::*;
 use crate::event_kind::{EventKind, Usage};
 use crate::sse::Event;
-use bytes::Bytes;
 
 fn ev(event: Option<&str>, data: &str) -> Event {
-    Event {
-        event: event.map(str::to_owned),
-        data: data.to_owned(),
-        raw: Bytes::new(),
-    }
+    test_event(event, data)
 }
 
 #[test]
