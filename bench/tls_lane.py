@@ -203,9 +203,9 @@ def run(args, pin, prof, log_dir, meta):
                 measure.wrk(pin, contender.url("fast"), "bench", 1, 1, pid)
                 out["c1"] = measure.wrk(pin, contender.url("fast"), "bench", 1, prof["c1"], pid)
                 out["c16"] = measure.wrk(pin, contender.url("fast"), "bench", 16, prof["c1"], pid)
-                # One untimed stream first: a cold pool's burst of first calls dials one
-                # connection per call before ALPN says h2 (docs/decisions.md); measured
-                # here is the steady state, where the streams share one connection.
+                # One untimed stream first, so every contender is measured in its steady
+                # state (a pool that learns h2 from ALPN may dial one connection per call
+                # of a cold burst; switchyard's multiplexer dials once).
                 measure.probe(pin, args.probe, contender.url("hold"), "bench-hold", 1, 1)
                 raw = measure.probe(pin, args.probe, contender.url("hold"), "bench-hold", prof["hold"], prof["hold"], rss_pid=pid)
                 out["hold"] = {"streams": prof["hold"], "errors": len(raw["errors"]), "rss_kib": raw["rss_kib_all_open"]}

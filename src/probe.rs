@@ -166,7 +166,7 @@ async fn call(policy: &Policy, target: &Target) -> Outcome {
             .await
             .map(|b| b.to_bytes())
             .ok();
-        Ok::<_, hyper_util::client::legacy::Error>((parts, bytes))
+        Ok::<_, crate::upstream::UpstreamError>((parts, bytes))
     };
     match timeout(limit, exchange).await {
         Err(_) => Outcome::Failure(crate::classify::FailReason::Stalled),

@@ -16,7 +16,6 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::time::{timeout_at, Instant};
 
 use crate::body::{self, Body};
@@ -35,7 +34,7 @@ use crate::proxy::watch::Watch;
 use crate::routing::{Policy, Route, Target};
 use crate::target::Admission;
 use crate::telemetry::spans;
-use crate::upstream::Client;
+use crate::upstream::{Client, UpstreamBody};
 use crate::wire::body_usage;
 use crate::wire::responses;
 use crate::wire::Framer;
@@ -227,7 +226,7 @@ async fn answer_error(
     req: &AttemptRequest<'_>,
     admission: Admission,
     parts: http::response::Parts,
-    body: Incoming,
+    body: UpstreamBody,
     watch: Watch,
     started: Instant,
 ) -> Attempt {
@@ -289,7 +288,7 @@ async fn answer_error(
 async fn stream_until_commit(
     req: &AttemptRequest<'_>,
     parts: http::response::Parts,
-    mut upstream: Incoming,
+    mut upstream: UpstreamBody,
     mut settle: Settle,
     watch: Watch,
     started: Instant,
@@ -400,7 +399,7 @@ fn fail(admission: Admission, outcome: Outcome, stream: bool, started: Instant) 
 }
 
 /// Reads a whole body within the attempt's limits and a size cap.
-async fn read_all(mut body: Incoming, watch: Watch) -> Result<Bytes, FailReason> {
+async fn read_all(mut body: UpstreamBody, watch: Watch) -> Result<Bytes, FailReason> {
     let mut out = BytesMut::new();
     let mut last_life = Instant::now();
     loop {

@@ -5,7 +5,6 @@
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
-use http_body_util::Full;
 
 use crate::operation::Operation;
 use crate::policy::spec::Wire;
@@ -92,7 +91,7 @@ pub async fn seal(
     mut request: Request<Bytes>,
     now: std::time::SystemTime,
     until: tokio::time::Instant,
-) -> Result<Request<Full<Bytes>>, SealError> {
+) -> Result<Request<Bytes>, SealError> {
     if let crate::routing::Auth::Aws(credentials) = &provider.auth {
         let keys = match credentials.lookup(now) {
             crate::aws::Lookup::Ready(keys) => keys,
@@ -110,7 +109,7 @@ pub async fn seal(
             now,
         )?;
     }
-    Ok(request.map(Full::new))
+    Ok(request)
 }
 
 fn copy_forwardable(inbound: &HeaderMap, out: &mut HeaderMap) {

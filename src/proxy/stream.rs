@@ -14,18 +14,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::BoxError;
 use crate::classify::FailReason;
 use crate::proxy::settle::Settle;
 use crate::proxy::stream_machine::{Step, StreamMachine};
+use crate::upstream::UpstreamBody;
 
 /// A committed stream on its way to the app.
 pub(crate) struct StreamBody {
     /// The upstream body, positioned after the bytes the machine has read.
-    upstream: Incoming,
+    upstream: UpstreamBody,
     machine: StreamMachine,
     idle: Option<Duration>,
     deadline: Option<Instant>,
@@ -38,7 +38,7 @@ impl StreamBody {
     /// Continues a stream past its commit point; `step` is what its last chunk did
     /// (`Flowing`, or `Ended` when the upstream already ended cleanly).
     pub(crate) fn new(
-        (upstream, machine, step): (Incoming, StreamMachine, Step),
+        (upstream, machine, step): (UpstreamBody, StreamMachine, Step),
         idle: Option<Duration>,
         deadline: Option<Instant>,
         settle: Settle,

@@ -3,14 +3,13 @@
 //! once per target in the log. Invariant: a TLS or proxy problem is logged when it starts
 //! or changes, not on every request; the attempt span always carries the detail.
 
-use hyper_util::client::legacy::Error as ClientError;
-
 use crate::classify::FailReason;
 use crate::classify::{next, TlsCause};
 use crate::routing::Target;
 use crate::telemetry::spans;
+use crate::upstream::UpstreamError as ClientError;
 
-/// Classifies a client error from hyper-util.
+/// Classifies an upstream client error.
 pub fn classify(err: &ClientError) -> FailReason {
     if let Some(cause) = TlsCause::find(err) {
         return FailReason::Tls(cause);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use opentelemetry_http::{HttpClient, HttpError};
 use tokio::runtime::Handle;
 
@@ -52,7 +52,7 @@ impl HttpClient for TokioHttpClient {
         let client = self.client.clone();
         let timeout = self.timeout;
         let call = async move {
-            let response = client.request(request.map(Full::new)).await?;
+            let response = client.request(request).await?;
             let (parts, body) = response.into_parts();
             let bytes = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
                 .collect()

@@ -1,7 +1,8 @@
 //! DESIGN §3 `providers[].tls` against a local HTTPS mock whose private CA is made in the
 //! test: trust only with `caFile`, the named causes of a failed handshake, mTLS, files
-//! that cannot be read, rotation of the CA and client files, and HTTP/2 by ALPN with
-//! many concurrent streams on one connection.
+//! that cannot be read, rotation of the CA and client files, HTTP/2 by ALPN with many
+//! concurrent streams on one connection (dialled once for a cold burst, replaced when
+//! cut), and HTTP/1.1 where ALPN says so.
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,6 +52,20 @@ fn tls_line(ca: Option<&Path>, client: Option<(&Path, &Path)>) -> String {
         fields.push(format!("clientKey: {}", key.display()));
     }
     format!("tls: {{{}}}", fields.join(", "))
+}
+
+/// A mock with a certificate from a CA made here (offering h2 or not) and a sidecar that
+/// trusts the CA through `caFile`; the directory holds that file while the test runs.
+async fn trusted_mock(h2: bool, delay: Duration) -> (TlsMock, Sidecar, tempfile::TempDir) {
+    let ca = Ca::new("switchyard test CA");
+    let leaf = ca.server(&["127.0.0.1"], false);
+    let mock = TlsMock::start(Ca::server_config(&leaf, None, h2), delay, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let line = tls_line(Some(&ca_file), None);
+    let sidecar = Sidecar::start(&policy(&[("internal", mock.base_url(), line)])).await;
+    (mock, sidecar, dir)
 }
 
 /// Polls until `ok` holds for a chat reply (rotations land on the next refresh tick).
@@ -238,14 +253,7 @@ async fn rotated_ca_and_client_files_are_used_without_a_restart() {
 #[tokio::test]
 async fn h2_upstream_serves_many_concurrent_streams_on_one_connection() {
     const STREAMS: usize = 100;
-    let ca = Ca::new("switchyard test CA");
-    let leaf = ca.server(&["127.0.0.1"], false);
-    let mock = TlsMock::start(Ca::server_config(&leaf, None, true), ms(300), true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
-    let line = tls_line(Some(&ca_file), None);
-    let sidecar = Sidecar::start(&policy(&[("internal", mock.base_url(), line)])).await;
+    let (mock, sidecar, _dir) = trusted_mock(true, ms(300)).await;
 
     assert_eq!(sidecar.chat("gpt-4o").await.status, 200);
     let replies = join_all((0..STREAMS).map(|_| sidecar.chat("gpt-4o"))).await;
@@ -268,6 +276,66 @@ async fn h2_upstream_serves_many_concurrent_streams_on_one_connection() {
         "every stream shares one h2 connection"
     );
     assert_eq!(mock.connections_used(), 1);
+}
+
+#[tokio::test]
+async fn a_cold_burst_of_calls_dials_one_h2_connection_and_every_body_arrives() {
+    const CALLS: usize = 50;
+    let (mock, sidecar, _dir) = trusted_mock(true, ms(100)).await;
+
+    let replies = join_all((0..CALLS).map(|_| sidecar.chat("gpt-4o"))).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert_eq!(
+        mock.connections(),
+        1,
+        "the first call dials; the others wait for its connection instead of racing a handshake each"
+    );
+    let seen = mock.seen();
+    assert_eq!(seen.len(), CALLS);
+    for s in &seen {
+        assert_eq!(s.version, Version::HTTP_2);
+        let body: serde_json::Value = serde_json::from_slice(&s.body).unwrap();
+        assert_eq!(
+            body["model"], "gpt-4o",
+            "the whole body went out with its headers"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cut_h2_connection_is_replaced_by_a_new_one() {
+    let (mock, sidecar, _dir) = trusted_mock(true, ms(0)).await;
+    assert_eq!(sidecar.chat("gpt-4o").await.status, 200);
+    assert_eq!(mock.connections(), 1);
+
+    mock.cut_connections().await;
+    for _ in 0..3 {
+        let reply = sidecar.chat("gpt-4o").await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    assert_eq!(mock.connections(), 2, "one new connection, then reused");
+}
+
+#[tokio::test]
+async fn an_upstream_that_answers_alpn_with_http1_is_served_over_http1() {
+    let (mock, sidecar, _dir) = trusted_mock(false, ms(0)).await;
+
+    for _ in 0..3 {
+        let reply = sidecar.chat("gpt-4o").await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.version, Version::HTTP_11);
+        let body: serde_json::Value = serde_json::from_slice(&s.body).unwrap();
+        assert_eq!(body["model"], "gpt-4o");
+    }
+    assert_eq!(
+        mock.connections_used(),
+        1,
+        "one kept-alive HTTP/1.1 connection carries every call"
+    );
 }
 
 #[tokio::test]

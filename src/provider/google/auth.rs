@@ -21,7 +21,6 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, StatusCode};
-use http_body_util::Full;
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -42,7 +41,7 @@ const MAX_MARGIN: Duration = Duration::from_secs(60);
 pub type FetchFuture = Pin<Box<dyn Future<Output = Result<(StatusCode, Bytes), String>> + Send>>;
 /// Sends a credential request (through the sidecar's egress rules) and reads its answer;
 /// the caller bounds its time.
-pub type Fetch = Arc<dyn Fn(Request<Full<Bytes>>) -> FetchFuture + Send + Sync>;
+pub type Fetch = Arc<dyn Fn(Request<Bytes>) -> FetchFuture + Send + Sync>;
 
 /// The two variables Google's SDKs read, taken once at start-up (tests pass their own).
 #[derive(Debug, Clone, Default)]
@@ -222,7 +221,7 @@ impl GoogleAuth {
                 .method(Method::GET)
                 .uri(format!("http://{host}{METADATA_TOKEN_PATH}"))
                 .header("metadata-flavor", "Google")
-                .body(Full::new(Bytes::new()))
+                .body(Bytes::new())
                 .map_err(|_| CredentialError::new(format!("{host:?} is not a metadata host"))),
             Source::File(path) => {
                 let bytes = tokio::fs::read(path).await.map_err(|e| {
@@ -234,7 +233,7 @@ impl GoogleAuth {
                     .method(Method::POST)
                     .uri(&account.token_uri)
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(Full::new(Bytes::from(form)))
+                    .body(Bytes::from(form))
                     .map_err(|_| CredentialError::new("the token_uri is not a URL"))
             }
         }?;
@@ -329,10 +328,9 @@ mod tests {
 
     fn fetch(fake: &Arc<Fake>) -> Fetch {
         let fake = Arc::clone(fake);
-        Arc::new(move |request: Request<Full<Bytes>>| {
+        Arc::new(move |request: Request<Bytes>| {
             let fake = Arc::clone(&fake);
             Box::pin(async move {
-                use http_body_util::BodyExt;
                 let n = fake.calls.fetch_add(1, Ordering::SeqCst) + 1;
                 let flavor = request
                     .headers()
@@ -340,7 +338,7 @@ mod tests {
                     .map(|v| v.to_str().unwrap().to_owned())
                     .unwrap_or_default();
                 let uri = request.uri().to_string();
-                let body = request.into_body().collect().await.unwrap().to_bytes();
+                let body = request.into_body();
                 *fake.last.lock().unwrap() =
                     Some((uri, flavor, String::from_utf8_lossy(&body).into_owned()));
                 let reply = serde_json::json!({"access_token": format!("tok-{n}"), "expires_in": fake.life, "token_type": "Bearer"});

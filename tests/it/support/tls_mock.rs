@@ -1,6 +1,7 @@
 //! A private PKI made in the test (rcgen) and an HTTPS OpenAI-shaped mock on 127.0.0.1
 //! that counts TCP connections, records each request's HTTP version and client
-//! certificate, and can swap its certificate or client-CA rules mid-test.
+//! certificate, and can swap its certificate or client-CA rules mid-test or cut every
+//! open connection.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, Version};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -20,6 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -124,11 +126,14 @@ fn leaf_params(names: &[&str]) -> CertificateParams {
 pub struct Seen {
     pub version: Version,
     pub client_cert: Option<CertificateDer<'static>>,
+    pub body: Bytes,
 }
 
 #[derive(Default)]
 struct Counters {
     connections: AtomicUsize,
+    /// Connections the mock has not closed yet.
+    open: AtomicUsize,
     /// Connections that carried at least one request.
     used: AtomicUsize,
     handshakes_failed: AtomicUsize,
@@ -142,6 +147,7 @@ pub struct TlsMock {
     pub addr: SocketAddr,
     config: Arc<Mutex<Arc<ServerConfig>>>,
     counters: Arc<Counters>,
+    cut: watch::Sender<u64>,
     task: JoinHandle<()>,
 }
 
@@ -154,21 +160,34 @@ impl TlsMock {
         let config = Arc::new(Mutex::new(Arc::new(config)));
         let counters = Arc::new(Counters::default());
         let (shared_config, shared_counters) = (Arc::clone(&config), Arc::clone(&counters));
+        let (cut, cuts) = watch::channel(0);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
                 shared_counters.connections.fetch_add(1, Ordering::SeqCst);
+                shared_counters.open.fetch_add(1, Ordering::SeqCst);
                 let acceptor = TlsAcceptor::from(Arc::clone(&shared_config.lock().unwrap()));
                 let counters = Arc::clone(&shared_counters);
-                tokio::spawn(serve(acceptor, tcp, counters, delay, keep_alive));
+                let mut cuts = cuts.clone();
+                // Only cuts from now on: a clone starts at the version the original saw.
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let open = Arc::clone(&counters);
+                    tokio::select! {
+                        _ = serve(acceptor, tcp, counters, delay, keep_alive) => {}
+                        _ = cuts.changed() => {}
+                    }
+                    open.open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         TlsMock {
             addr,
             config,
             counters,
+            cut,
             task,
         }
     }
@@ -181,6 +200,16 @@ impl TlsMock {
     /// New connections use this config from now on.
     pub fn set_config(&self, config: ServerConfig) {
         *self.config.lock().unwrap() = Arc::new(config);
+    }
+
+    /// Closes every open connection at once, as a restarting server or a load balancer
+    /// dropping idle connections does, and returns once they are closed; the listener
+    /// stays up.
+    pub async fn cut_connections(&self) {
+        self.cut.send_modify(|n| *n += 1);
+        while self.counters.open.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     pub fn connections(&self) -> usize {
@@ -240,9 +269,12 @@ async fn serve(
         async move {
             let now = counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             counters.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let version = request.version();
+            let body = request.into_body().collect().await.unwrap().to_bytes();
             counters.seen.lock().unwrap().push(Seen {
-                version: request.version(),
+                version,
                 client_cert,
+                body,
             });
             tokio::time::sleep(delay).await;
             counters.in_flight.fetch_sub(1, Ordering::SeqCst);
