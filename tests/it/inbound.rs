@@ -277,3 +277,100 @@ async fn a_stalled_client_is_timed_out_on_the_body_and_on_the_head() {
         .unwrap();
     assert_eq!(primary.calls() + secondary.calls(), 0);
 }
+
+/// h2c with prior knowledge and HTTP/1.1 on the same port: the listener tells them apart
+/// by peeking at the first bytes, also when the preface arrives in pieces.
+#[tokio::test]
+async fn the_listener_serves_h2c_and_http1_on_one_port() {
+    use http_body_util::{BodyExt, Full};
+    use tokio::io::AsyncWriteExt;
+
+    let (primary, _secondary, sidecar) = pair("").await;
+    let request = || {
+        http::Request::post(sidecar.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(chat_body("gpt-4o", false))))
+            .unwrap()
+    };
+    let tcp = tokio::net::TcpStream::connect(sidecar.running.proxy_addr)
+        .await
+        .unwrap();
+    let (mut h2, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let reply = h2.send_request(request()).await.unwrap();
+    assert_eq!(reply.version(), http::Version::HTTP_2);
+    assert_eq!(reply.status(), 200);
+    let body = reply.into_body().collect().await.unwrap().to_bytes();
+    assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+
+    // The preface in two writes: the first ten bytes could still be either protocol.
+    let mut tcp = tokio::net::TcpStream::connect(sidecar.running.proxy_addr)
+        .await
+        .unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.write_all(b"PRI * HTTP").await.unwrap();
+    tcp.flush().await.unwrap();
+    tokio::time::sleep(ms(20)).await;
+    let (mut split, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(Resumed(tcp)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(split.send_request(request()).await.unwrap().status(), 200);
+
+    assert_eq!(sidecar.chat("gpt-4o").await.status, 200, "HTTP/1.1 still");
+    assert_eq!(primary.calls(), 3);
+}
+
+/// A stream whose first ten bytes of the HTTP/2 preface were already written: the
+/// client's preface write skips them.
+struct Resumed(tokio::net::TcpStream);
+
+impl tokio::io::AsyncRead for Resumed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Resumed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = b"PRI * HTTP";
+        if buf.starts_with(written) {
+            // Claim the already-sent prefix as written by this call, then send the rest.
+            return match std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[written.len()..]) {
+                std::task::Poll::Ready(Ok(n)) => std::task::Poll::Ready(Ok(n + written.len())),
+                other => other,
+            };
+        }
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
