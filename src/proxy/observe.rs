@@ -4,7 +4,7 @@
 //! not at all, and the response headers and the call span are made from the same answer
 //! (the tracing code never reads the `x-switchyard-*` headers back).
 
-use http::header::{HeaderMap, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Response;
 use tracing::Span;
 
@@ -235,17 +235,24 @@ impl<'a> Observer<'a> {
     }
 }
 
+// Names made at compile time: `HeaderName::from_static` at run time checks every byte
+// of the name on every answer.
+const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
+const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+
 /// The `x-switchyard-*` headers of an answer.
 fn stamp(headers: &mut HeaderMap, answer: &Answer<'_>) {
-    set(headers, "x-switchyard-route", &answer.route.model);
+    set(headers, ROUTE, &answer.route.model);
     if let Some((target, model)) = answer.served {
-        set(headers, "x-switchyard-provider", &target.provider.name);
-        set(headers, "x-switchyard-model", model);
+        set(headers, PROVIDER, &target.provider.name);
+        set(headers, MODEL, model);
     }
-    headers.insert("x-switchyard-attempts", HeaderValue::from(answer.attempts));
+    headers.insert(ATTEMPTS, HeaderValue::from(answer.attempts));
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         headers.insert(name, value);
     }
