@@ -148,11 +148,12 @@ impl Crossing {
     }
 
     /// The body to send to the target: `native` (the app's bytes with the model spliced)
-    /// when dialects match, else the translation.
-    pub fn request_body(
+    /// when dialects match, else the translation of the tree `request` parses (only then:
+    /// a native call never builds the tree).
+    pub fn request_body<'v>(
         &self,
         native: impl FnOnce() -> Bytes,
-        request: Option<&Value>,
+        request: impl FnOnce() -> Option<&'v Value>,
         target_model: &str,
         max_tokens: Option<u32>,
     ) -> Result<Bytes, Unsupported> {
@@ -164,7 +165,7 @@ impl Crossing {
             | Crossing::ResponsesToAnthropic
             | Crossing::Gemini { .. }
             | Crossing::ToConverse { .. } => self
-                .request_value(request, target_model, max_tokens)
+                .request_value(request(), target_model, max_tokens)
                 .map(|value| Bytes::from(value.to_string())),
         }
     }
