@@ -536,11 +536,7 @@ impl<'a> Run<'a> {
 
     /// Every target left was excluded: wait up to `maxWait` for the soonest to come back,
     /// or try it once at once ignoring its breaker and cooldown (the call is its breaker's
-    /// trial); if that fails too, 503 with when to come back. A target that calls are
-    /// already trying goes after one that nothing is: concurrent last chances spread over
-    /// the excluded targets, so when one of them has recovered a batch of calls finds it
-    /// instead of all meeting the one that is soonest by its breaker (bench/CHAOS.md,
-    /// everything down).
+    /// trial); if that fails too, 503 with when to come back.
     async fn last_chance(mut self) -> Result<Response<Body>, ProxyError> {
         let route = self.route();
         let now = Instant::now();
@@ -548,14 +544,11 @@ impl<'a> Run<'a> {
             .candidates
             .iter()
             .filter(|&&i| self.untried(i))
-            .map(|&i| {
-                let state = &route.targets[i].state;
-                ((state.in_flight() > 0, state.available_at(now)), i)
-            })
+            .map(|&i| (route.targets[i].state.available_at(now), i))
             .collect();
-        by_availability.sort_by_key(|&(key, _)| key);
-        // The first target in that order whose body can be built for this request.
-        let soonest = by_availability.iter().find_map(|&((_, at), index)| {
+        by_availability.sort_by_key(|&(at, _)| at);
+        // The soonest available target whose body can be built for this request.
+        let soonest = by_availability.iter().find_map(|&(at, index)| {
             let crossing = self.crossing(index).ok()?;
             let client = route.targets[index].provider.client.as_ref().ok()?;
             self.prepare(index, crossing, client)

@@ -289,38 +289,6 @@ async fn a_target_back_from_an_outage_is_found_by_the_last_chance() {
 }
 
 #[tokio::test]
-async fn concurrent_last_chances_spread_over_the_excluded_targets() {
-    // Both open (drills: exact periods, no jitter), the primary sooner to close. The
-    // secondary is healthy, the primary answers its failures slowly. A call whose last
-    // chance finds the primary already being tried goes to the secondary.
-    let (primary, secondary, sidecar) = pair("").await;
-    for (target, period) in [("primary/gpt-4o", "10s"), ("secondary/gpt-4o-mini", "20s")] {
-        let url = sidecar.admin(&format!("/breakers/{target}/open?for={period}"));
-        assert_eq!(post(&url, "", &[]).await.status, 200);
-    }
-    primary.set_faults(faults(
-        json!({"errorRate": 1.0, "errorStatus": 503, "latency": "400ms"}),
-    ));
-
-    let first = tokio::spawn({
-        let url = sidecar.url("/v1/chat/completions");
-        async move { post(&url, &chat_body("gpt-4o", false), &[]).await }
-    });
-    while primary.calls() == 0 {
-        tokio::time::sleep(ms(1)).await;
-    }
-    let second = sidecar.chat("gpt-4o").await;
-    assert_eq!(second.status, 200, "{}", second.text());
-    assert_eq!(second.header("x-switchyard-provider"), "secondary");
-    let first = first.await.unwrap();
-    assert_eq!(
-        first.status, 503,
-        "the soonest target, tried and still down"
-    );
-    assert_eq!((primary.calls(), secondary.calls()), (1, 1));
-}
-
-#[tokio::test]
 async fn after_a_failed_attempt_an_excluded_target_gets_the_last_chance() {
     // Both open; both recover; the last chance closes one of them. That one fails next:
     // the other, still open but healthy, is tried rather than the app getting a 502.
