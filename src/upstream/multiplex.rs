@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -77,12 +77,13 @@ pub enum Sent {
 struct Host {
     live: Mutex<Live>,
     dialing: tokio::sync::Mutex<()>,
+    /// Its ALPN answer was HTTP/1.1: read on every call, so no lock.
+    http1: AtomicBool,
 }
 
 #[derive(Default)]
 struct Live {
     conn: Option<(u64, SendRequest<Bytes>)>,
-    http1: bool,
     last_used: Option<Instant>,
 }
 
@@ -180,8 +181,7 @@ impl Multiplexer {
                 added?
             }
         };
-        let http1 = host.live().http1;
-        (!http1).then_some(host)
+        (!host.http1.load(Ordering::Acquire)).then_some(host)
     }
 
     /// A handle ready for one more stream: the host's connection, or a new one when it
@@ -219,7 +219,7 @@ impl Multiplexer {
         if let Some((_, sender)) = host.current() {
             return Ok(Some(sender));
         }
-        if host.live().http1 {
+        if host.http1.load(Ordering::Acquire) {
             return Ok(None);
         }
         let mut connector = self.connector.clone();
@@ -228,7 +228,7 @@ impl Multiplexer {
             .map_err(UpstreamError::Connect)?;
         if !io.connected().is_negotiated_h2() {
             // This connection is dropped; the HTTP/1.1 pool makes its own from now on.
-            host.live().http1 = true;
+            host.http1.store(true, Ordering::Release);
             return Ok(None);
         }
         let (sender, connection) = h2::client::Builder::new()

@@ -315,6 +315,8 @@ async fn the_listener_serves_h2c_and_http1_on_one_port() {
     tcp.set_nodelay(true).unwrap();
     tcp.write_all(b"PRI * HTTP").await.unwrap();
     tcp.flush().await.unwrap();
+    // No signal says the listener has peeked: the pause makes the split likely, and the
+    // assertions below hold whether it came or not.
     tokio::time::sleep(ms(20)).await;
     let (mut split, connection) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
